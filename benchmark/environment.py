@@ -1,0 +1,132 @@
+"""What a report records about the machine, the libraries, the code and the checkpoint."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .paths import REPO_ROOT
+
+# Libraries whose versions can change a measurement.
+PACKAGES = ("sinkbench", "numpy", "scipy", "pytest", "torch", "diffusers", "transformers", "accelerate",
+            "huggingface-hub", "safetensors", "open-clip-torch", "lpips", "hpsv2", "tabulate", "matplotlib")
+
+# Files up to this size are hashed whole; larger ones (weights) by name, size and, for
+# safetensors, their header (tensor names, dtypes, shapes, offsets), which is cheap and changes
+# whenever the tensors' layout does. Documented as an identity hash, not a content hash.
+_WHOLE_FILE_LIMIT = 1 << 20
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                  timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def device_info(device: str) -> dict[str, Any]:
+    """The compute device. torch is only imported when it is already loaded or a GPU is asked for."""
+    info: dict[str, Any] = {"requested": device, "cpu": platform.processor() or platform.machine(),
+                            "cpu_count": os.cpu_count()}
+    if "torch" in sys.modules or device.startswith("cuda"):
+        try:
+            import torch
+        except ImportError:
+            info["cuda"] = None
+            return info
+        info["cuda"] = torch.cuda.is_available()
+        if info["cuda"]:
+            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            info["cuda_version"] = torch.version.cuda
+    return info
+
+
+def environment(device: str = "auto") -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "device": device_info(device),
+        "git": git_state(),
+    }
+
+
+def _safetensors_header(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        return fh.read(min(size, 100 << 20))
+
+
+def directory_identity(directory: str | Path) -> dict[str, Any]:
+    """A stable identity hash of a checkpoint directory (see _WHOLE_FILE_LIMIT)."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise NotADirectoryError(f"not a directory: {root}")
+    digest = hashlib.sha256()
+    n_files = 0
+    total = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(".") or "/." in rel:
+            continue
+        size = path.stat().st_size
+        digest.update(f"{rel}\0{size}\0".encode())
+        if size <= _WHOLE_FILE_LIMIT:
+            digest.update(path.read_bytes())
+        elif path.suffix == ".safetensors":
+            digest.update(_safetensors_header(path))
+        n_files += 1
+        total += size
+    return {"path": str(root.resolve()), "identity_sha256": digest.hexdigest(), "files": n_files, "bytes": total,
+            "method": "sha256 over (path, size, small files whole, safetensors headers)"}
+
+
+def checkpoint_identity(checkpoint: str) -> dict[str, Any]:
+    """Identity of --checkpoint: a directory hash for a local path, the hub id (and cached revision) otherwise."""
+    if Path(checkpoint).exists():
+        return {"kind": "directory", **directory_identity(checkpoint)}
+    info: dict[str, Any] = {"kind": "hub", "hub_id": checkpoint, "revision": None}
+    ref = Path(os.environ.get("HF_HUB_CACHE", Path(os.environ.get("HF_HOME", Path.home() / ".cache/huggingface")) / "hub"))
+    ref = ref / f"models--{checkpoint.replace('/', '--')}" / "refs" / "main"
+    if ref.is_file():
+        info["revision"] = ref.read_text().strip()
+    return info
+
+
+def family_of_directory(directory: str | Path, pipeline_classes: dict[str, str]) -> str:
+    """The model family of a diffusers pipeline directory, from model_index.json's _class_name."""
+    index = Path(directory) / "model_index.json"
+    if not index.is_file():
+        raise ValueError(f"{directory} has no model_index.json: is it a diffusers pipeline directory? "
+                         "(use --model NAME to say which family it is)")
+    try:
+        class_name = json.loads(index.read_text())["_class_name"]
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise ValueError(f"{index}: cannot read '_class_name' ({exc})") from exc
+    for family, cls in pipeline_classes.items():
+        if cls == class_name:
+            return family
+    raise ValueError(f"{index}: pipeline class {class_name!r} is not one SinkBench knows "
+                     f"({', '.join(sorted(set(pipeline_classes.values())))})")

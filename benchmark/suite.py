@@ -1,0 +1,119 @@
+"""Turns claim specs into pytest tests: one test per (claim, applicable model), ids like `test_A09[sd3]`.
+
+A suite file (suites/test_<paper>.py) holds the criteria of its paper's claims, registered with
+`@criterion("A09")`, and ends with `globals().update(claim_tests("causal"))`. A claim without a
+registered criterion, or whose model or measurements are not available, is SKIPPED with the reason;
+a claim test can only pass through a REPRODUCED verdict.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import pytest
+
+from .cards import ModelCard
+from .claims import INTERVENTIONS, MEASUREMENTS, METRICS, Catalogue, Claim, load_catalogue
+from .context import RunContext
+from .verdict import ClaimOutcome, Verdict, skipped
+
+Criterion = Callable[[Claim, ModelCard, RunContext], ClaimOutcome]
+CRITERIA: dict[str, Criterion] = {}
+OUTCOME_KEY = pytest.StashKey[ClaimOutcome]()
+
+
+def criterion(claim_id: str) -> Callable[[Criterion], Criterion]:
+    """Register the function that measures and judges a claim."""
+
+    def register(fn: Criterion) -> Criterion:
+        if claim_id in CRITERIA and CRITERIA[claim_id] is not fn:
+            raise ValueError(f"claim {claim_id} already has a criterion: {CRITERIA[claim_id].__qualname__}")
+        CRITERIA[claim_id] = fn
+        return fn
+
+    return register
+
+
+@functools.lru_cache(maxsize=1)
+def catalogue() -> Catalogue:
+    """The claim catalogue, loaded (and validated) once per process."""
+    return load_catalogue()
+
+
+def pending_reason(claim: Claim) -> str:
+    """Why a claim has no measurement yet, naming the components it waits for."""
+    providers: dict[str, list[str]] = {}
+    for need in claim.needs():
+        provider = MEASUREMENTS.get(need) or INTERVENTIONS.get(need) or METRICS[need]
+        providers.setdefault(provider, []).append(need)
+    parts = [f"{', '.join(needs)} from {provider}" for provider, needs in providers.items()]
+    return f"not implemented yet: {claim.id} needs " + "; ".join(parts)
+
+
+def availability(card: ModelCard, ctx: RunContext) -> str | None:
+    """None when the model can be run in this session, else the SKIPPED reason with the how-to."""
+    if card.organism:
+        weights = card.weights_path
+        if weights is None or not any(weights.glob("*.safetensors")):
+            return (f"no trained weights for {card.name} at {card.weights}/*.safetensors "
+                    "(the organisms are trained and committed by models/organism, issue 7)")
+        return None
+    if not ctx.settings.runs_real_models:
+        return how_to_run_on_gpu(card)
+    return None
+
+
+def how_to_run_on_gpu(card: ModelCard) -> str:
+    return (f"needs a GPU and the weights of {card.hub_id}: run `pytest suites/ -m {card.name} --gpu` "
+            "on a CUDA machine with the weights in the Hugging Face cache (or add --checkpoint DIR)")
+
+
+def evaluate(claim: Claim, card: ModelCard, ctx: RunContext) -> ClaimOutcome:
+    """Measure and judge one claim on one model, or say why it cannot be done here."""
+    reason = availability(card, ctx)
+    if reason:
+        return skipped(reason)
+    fn = CRITERIA.get(claim.id)
+    if fn is None:
+        return skipped(pending_reason(claim))
+    outcome = fn(claim, card, ctx)
+    if not isinstance(outcome, ClaimOutcome):
+        raise TypeError(f"the criterion of {claim.id} returned {type(outcome).__name__}, not a ClaimOutcome")
+    return outcome
+
+
+def conclude(outcome: ClaimOutcome, request: pytest.FixtureRequest, strict: bool) -> None:
+    """Hand the outcome to the plugin and end the test with the matching pytest outcome."""
+    request.node.stash[OUTCOME_KEY] = outcome
+    v = outcome.verdict
+    if v is Verdict.REPRODUCED:
+        return
+    detail = "; ".join(x for x in (outcome.measured, outcome.reason) if x)
+    if v in (Verdict.CONTRADICTED, Verdict.ERROR) or (v is Verdict.INCONCLUSIVE and strict):
+        pytest.fail(f"{v.value}: {detail}", pytrace=False)
+    pytest.skip(f"{v.value}: {detail}" if v is Verdict.INCONCLUSIVE else outcome.reason)
+
+
+def _model_param(claim: Claim, card: ModelCard):
+    marks = [getattr(pytest.mark, card.marker)]
+    if card.requires_gpu:
+        marks.append(pytest.mark.gpu)
+    return pytest.param(card.name, id=card.name, marks=marks)
+
+
+def _make_test(claim: Claim, cards: list[ModelCard]):
+    @pytest.mark.parametrize("model", [_model_param(claim, c) for c in cards])
+    def test(model: str, sinkbench: RunContext, request: pytest.FixtureRequest) -> None:
+        card = sinkbench.cards[model]
+        conclude(evaluate(claim, card, sinkbench), request, sinkbench.settings.strict_verdicts)
+
+    test.__name__ = test.__qualname__ = f"test_{claim.id}"
+    test.__doc__ = f"{claim.id} ({claim.source}): {claim.statement}"
+    test = getattr(pytest.mark, claim.paper.key)(test)
+    return pytest.mark.claim(claim.id)(test)
+
+
+def claim_tests(paper: str) -> dict[str, Callable]:
+    """The test functions of one paper's claims, to be put in a suite module's namespace."""
+    cat = catalogue()
+    return {f"test_{c.id}": _make_test(c, cat.applicable_models(c)) for c in cat.for_paper(paper)}
