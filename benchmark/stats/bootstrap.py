@@ -140,24 +140,36 @@ def bootstrap_mean_ci_core(x: np.ndarray, *, method: str, n_resamples: int, conf
 
 def _studentized_mean_ci(x: np.ndarray, *, n_resamples: int, confidence: float,
                          seed: int) -> tuple[tuple[float, float], dict]:
-    """Bootstrap-t interval of the mean of non-constant `x` (same resamples as the other methods)."""
+    """Bootstrap-t interval of the mean of non-constant `x` (same resamples as the other methods).
+
+    Computed on x / sd(x) and scaled back (the interval is scale-equivariant), so extreme
+    magnitudes cannot overflow; if it is still not finite (tiny N with near-degenerate
+    resamples), the percentile interval is used and ``extra["studentized_fallback"]`` says so.
+    """
     n = x.size
-    est = float(np.mean(x))
-    se = float(np.std(x, ddof=1)) / np.sqrt(n)
+    sd = float(np.std(x, ddof=1))
+    z = x / sd
+    est_z = float(np.mean(z))
+    se_z = float(np.std(z, ddof=1)) / np.sqrt(n)
 
     def row_t(idx: np.ndarray) -> np.ndarray:
-        s = x[idx]
-        se_b = s.std(axis=1, ddof=1) / np.sqrt(n)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (s.mean(axis=1) - est) / se_b
+        s = z[idx]
+        with np.errstate(all="ignore"):
+            return (s.mean(axis=1) - est_z) / (s.std(axis=1, ddof=1) / np.sqrt(n))
 
     t_b = bootstrap_distribution(row_t, n, n_resamples, seed)
     valid = np.isfinite(t_b)
     alpha = (1 - confidence) / 2
-    q_lo, q_hi = quantile_type7(t_b[valid], [alpha, 1 - alpha])
-    info = {"bootstrap_t_quantiles": [float(q_lo), float(q_hi)], "standard_error": se,
+    q_lo, q_hi = quantile_type7(t_b[valid], [alpha, 1 - alpha]) if valid.any() else (np.nan, np.nan)
+    with np.errstate(all="ignore"):
+        lo, hi = (est_z - q_hi * se_z) * sd, (est_z - q_lo * se_z) * sd
+    info = {"bootstrap_t_quantiles": [float(q_lo), float(q_hi)], "standard_error": se_z * sd,
             "degenerate_resamples": int(np.count_nonzero(~valid))}
-    return (est - float(q_hi) * se, est - float(q_lo) * se), info
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        theta_b = bootstrap_distribution(lambda idx: x[idx].mean(axis=1), n, n_resamples, seed)
+        (lo, hi), _ = ci_from_distribution(theta_b, float(np.mean(x)), method="percentile", confidence=confidence)
+        info = {"studentized_fallback": "bootstrap-t interval not finite; percentile interval used"}
+    return (float(lo), float(hi)), info
 
 
 _METHOD_NAMES = {"bca": "BCa", "percentile": "percentile", "studentized": "studentized (bootstrap-t)"}
@@ -172,7 +184,7 @@ def check_bootstrap_args(method: str, n_resamples: int, confidence: float, seed:
             check_probability(confidence, "confidence"), check_seed(seed))
 
 
-def bootstrap_mean_ci(diff: Any, *, method: str = "bca", n_resamples: int = DEFAULT_RESAMPLES,
+def bootstrap_mean_ci(diff: Any, *, method: str = "studentized", n_resamples: int = DEFAULT_RESAMPLES,
                       confidence: float = DEFAULT_CONFIDENCE, seed: int = DEFAULT_SEED) -> StatResult:
     """Seeded paired bootstrap CI of the mean difference (``diff = b - a``).
 

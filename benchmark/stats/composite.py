@@ -106,7 +106,7 @@ def per_sample_dd(base: Any, sink: Any, random: Any, *, key: KeySpec = None,
 
 def difference_of_differences(base: Any, sink: Any, random: Any, *, alternative: str, test: str = "t",
                               alpha: float = DEFAULT_ALPHA, confidence: float = DEFAULT_CONFIDENCE,
-                              method: str = "bca", n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                              method: str = "studentized", n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
                               key: KeySpec = None, value: ValueSpec = "value") -> StatResult:
     """Mean DD = mean[(sink - base) - (random - base)] with bootstrap CI and a one-sided p (A21/A23).
 
@@ -125,7 +125,7 @@ def difference_of_differences(base: Any, sink: Any, random: Any, *, alternative:
 
 
 def paired_trend(dd_low: Any, dd_high: Any, *, alternative: str, test: str = "t", alpha: float = DEFAULT_ALPHA,
-                 confidence: float = DEFAULT_CONFIDENCE, method: str = "bca", n_resamples: int = DEFAULT_RESAMPLES,
+                 confidence: float = DEFAULT_CONFIDENCE, method: str = "studentized", n_resamples: int = DEFAULT_RESAMPLES,
                  seed: int = DEFAULT_SEED, key: KeySpec = None, value: ValueSpec = "value") -> StatResult:
     """Paired change ``dd_high - dd_low`` between two per-sample arrays (A23: DD(k=50) - DD(k=10)).
 
@@ -143,7 +143,7 @@ def paired_trend(dd_low: Any, dd_high: Any, *, alternative: str, test: str = "t"
 
 def monotonic_increase(samples: Sequence[Any] | Mapping[str, Any], *, levels: Sequence[Any] | None = None,
                        rule: str = "steps", test: str = "t", alpha: float = DEFAULT_ALPHA,
-                       confidence: float = DEFAULT_CONFIDENCE, method: str = "bca",
+                       confidence: float = DEFAULT_CONFIDENCE, method: str = "studentized",
                        n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED, key: KeySpec = None,
                        value: ValueSpec = "value") -> StatResult:
     """Is the per-sample metric increasing across ordered levels? (A19: 2 levels, A26: 3 CFG levels).
@@ -247,6 +247,9 @@ def spearman_with_ci(x: Any, y: Any, *, n_resamples: int = DEFAULT_RESAMPLES, se
     check_choice(alternative, ALTERNATIVES, "alternative")
     alpha = check_probability(alpha, "alpha")
     method, n_resamples, confidence, seed = check_bootstrap_args(method, n_resamples, confidence, seed)
+    if method == "studentized":
+        raise StatsInputError("spearman_with_ci: the studentized bootstrap needs a standard error of rho; "
+                              "use method='bca' or 'percentile'")
     keys, (xv, yv) = align(x, y, names=["x", "y"], key=key, value=value)
     n = len(keys)
     check_n(n, 3, "a Spearman correlation")

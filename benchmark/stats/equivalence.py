@@ -76,7 +76,7 @@ def tost(diff: Any, *, margin: float, alpha: float = DEFAULT_ALPHA) -> StatResul
 
 
 def no_effect_test(a: Any, b: Any = None, *, margin: float, n_resamples: int = DEFAULT_RESAMPLES,
-                   seed: int = DEFAULT_SEED, alpha: float = DEFAULT_ALPHA, method: str = "bca",
+                   seed: int = DEFAULT_SEED, alpha: float = DEFAULT_ALPHA, method: str = "studentized",
                    power: float = DEFAULT_POWER, key: KeySpec = None, value: ValueSpec = "value") -> StatResult:
     """The catalogue's double rule for non-necessity ("removing X has no effect") claims.
 
