@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(fn=_cmd_models)
 
+    from .prompts import add_cli_arguments, cli_prompts
+
+    p = sub.add_parser("prompts", help="show a prompt set (GenEval, stratified samples, files, transforms)",
+                       description="Load a prompt set (geneval, geneval:N, FILE, FILE:N) and print it.")
+    add_cli_arguments(p)
+    p.set_defaults(fn=cli_prompts)
+
     p = sub.add_parser("report", help="re-render REPORT.md from a results.json",
                        description="Validate a results.json against its schema and write REPORT.md and figures/ "
                                    "next to it (or into --out).")
