@@ -23,9 +23,10 @@ PACKAGES = ("sinkbench", "numpy", "scipy", "pytest", "torch", "diffusers", "tran
 _WHOLE_FILE_LIMIT = 1 << 20
 
 
-def package_versions() -> dict[str, str | None]:
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """Installed version of each package, None where it is not installed."""
     out: dict[str, str | None] = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

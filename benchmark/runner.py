@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from .cache import CacheEntry, GenerationCache, cache_key
+from .environment import package_versions
 
 # Libraries whose versions can change pixels; part of every cache key.
 KEY_LIBRARIES = ("torch", "diffusers", "transformers")
@@ -62,13 +62,7 @@ class BatchGenerator(Protocol):
 
 
 def library_versions() -> dict[str, str | None]:
-    out = {}
-    for name in KEY_LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return package_versions(KEY_LIBRARIES)
 
 
 def item_key(item: WorkItem, identity: Mapping[str, Any], versions: Mapping[str, Any]) -> str:
