@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -65,6 +66,81 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_make_tiny(args: argparse.Namespace) -> int:
+    import time
+
+    from .tiny import make_tiny
+
+    t0 = time.monotonic()
+    try:
+        path = make_tiny(args.family, args.directory, seed=args.seed, overwrite=args.overwrite)
+    except FileExistsError as exc:
+        print(f"sinkbench make-tiny: {exc}", file=sys.stderr)
+        return 2
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    print(f"{path}: tiny {args.family} pipeline, {size / 1e6:.1f} MB, {time.monotonic() - t0:.1f} s "
+          f"(random weights; load it with --checkpoint {path})")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from .adapters import CheckpointNotFound, DiffusionAdapter, WrongFamily, resolve_checkpoint
+    from .generate import settings_for
+
+    overrides = {k: getattr(args, k) for k in ("height", "width", "num_frames", "max_sequence_length", "dtype")}
+    try:
+        settings = settings_for(resolve_checkpoint(args.checkpoint), overrides)
+        adapter = DiffusionAdapter.load(args.checkpoint, settings, device=args.device)
+    except (CheckpointNotFound, WrongFamily) as exc:
+        print(f"sinkbench inspect: {exc}", file=sys.stderr)
+        return 2
+    layers = adapter.attention_layers()
+    doc = {"family": adapter.family.name, "checkpoint": adapter.checkpoint.identity,
+           "layers": len(layers), "by_kind_and_block": {f"{k}/{b}": n for (k, b), n in
+                                                       Counter((l.kind, l.block) for l in layers).items()},
+           "segmentation": {}}
+    for layer in layers:
+        if layer.kind not in doc["segmentation"]:
+            seg = adapter.segment(args.prompt, layer)
+            doc["segmentation"][layer.kind] = {"example_layer": layer.name, "n_keys": len(seg),
+                                               "spans": seg.spans(), "counts": seg.counts(), "grid": seg.grid}
+    print(json.dumps(doc, indent=2, default=str))
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import time
+
+    from .adapters import CheckpointNotFound, WrongFamily
+    from .generate import GenerationJob, write_manifest
+    from .prompts import PromptError, load_prompts
+
+    try:
+        prompt_set = load_prompts(args.prompts, seed=args.sample_seed)
+    except PromptError as exc:
+        print(f"sinkbench generate: {exc}", file=sys.stderr)
+        return 2
+    overrides = {k: getattr(args, k) for k in ("steps", "guidance", "height", "width", "num_frames",
+                                               "max_sequence_length", "dtype")}
+    job = GenerationJob(checkpoint=args.checkpoint, prompts=prompt_set.pairs(), cache_dir=args.cache_dir,
+                        base_seed=args.seed, device=args.device, cpu_offload=args.cpu_offload,
+                        max_batch=args.batch, overrides=overrides, progress=not args.quiet)
+    t0 = time.monotonic()
+    try:
+        manifest, stats = job.execute()
+    except (CheckpointNotFound, WrongFamily, ValueError) as exc:
+        print(f"sinkbench generate: {exc}", file=sys.stderr)
+        return 2
+    summary = {"requested": stats.requested, "cached": stats.cached, "generated": stats.generated,
+               "seconds": round(time.monotonic() - t0, 2), "world_size": manifest["world_size"]}
+    if args.out and int(os.environ.get("RANK", "0")) == 0:
+        summary["manifest"] = str(write_manifest(manifest, args.out, png=args.png))
+    print(json.dumps(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sinkbench",
@@ -91,6 +167,54 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Load a prompt set (geneval, geneval:N, FILE, FILE:N) and print it.")
     add_cli_arguments(p)
     p.set_defaults(fn=cli_prompts)
+
+    from .tiny import TINY_FAMILIES
+
+    p = sub.add_parser("make-tiny", help="write a tiny random-weight pipeline directory of a family",
+                       description="Build a tiny pipeline of the real diffusers classes with random weights and "
+                                   "offline tokenizers, and save it with save_pretrained (for tests and dry runs).")
+    p.add_argument("family", choices=TINY_FAMILIES)
+    p.add_argument("directory")
+    p.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty directory")
+    p.set_defaults(fn=_cmd_make_tiny)
+
+    p = sub.add_parser("inspect", help="show a checkpoint's family, attention layers and key segmentation",
+                       description="Load a checkpoint (hub id or directory) and print its attention layers by "
+                                   "kind and the token segmentation of each layer kind for a prompt.")
+    p.add_argument("checkpoint", help="hub id (owner/name) or local diffusers directory")
+    p.add_argument("--prompt", default="a red circle, a blue square")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--height", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--num-frames", dest="num_frames", type=int)
+    p.add_argument("--max-sequence-length", dest="max_sequence_length", type=int)
+    p.set_defaults(fn=_cmd_inspect)
+
+    p = sub.add_parser("generate", help="generate seed-paired images of a prompt set into the cache (resumable)",
+                       description="Generate one image per prompt (seed = --seed + prompt index) from a checkpoint "
+                                   "into the content-addressed cache; an interrupted run resumes. Under torchrun "
+                                   "the work is sharded over the processes.")
+    p.add_argument("checkpoint", help="hub id (owner/name) or local diffusers directory")
+    p.add_argument("--prompts", default="geneval:16", help="geneval, geneval:N, FILE or FILE:N (default geneval:16)")
+    p.add_argument("--sample-seed", type=int, default=0, help="seed of the stratified prompt sample")
+    p.add_argument("--seed", type=int, default=0, help="base seed: prompt i gets seed + i")
+    p.add_argument("--cache-dir", default=".cache/sinkbench/generations")
+    p.add_argument("--out", metavar="DIR", help="write manifest.json (and --png previews) here")
+    p.add_argument("--png", action="store_true", help="also write PNGs into --out")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (torchrun: cuda picks LOCAL_RANK)")
+    p.add_argument("--cpu-offload", action="store_true", help="diffusers model CPU offload")
+    p.add_argument("--batch", type=int, default=1, help="items per forward (1 keeps images independent of batching)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--guidance", type=float)
+    p.add_argument("--height", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--num-frames", dest="num_frames", type=int)
+    p.add_argument("--max-sequence-length", dest="max_sequence_length", type=int)
+    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=_cmd_generate)
 
     p = sub.add_parser("report", help="re-render REPORT.md from a results.json",
                        description="Validate a results.json against its schema and write REPORT.md and figures/ "

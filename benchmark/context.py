@@ -16,6 +16,19 @@ class SettingsError(ValueError):
     """A command-line setting is invalid; the message says which and why."""
 
 
+def _check_prompt_spec(spec: str) -> None:
+    """--prompts takes the forms of prompts.load_prompts: geneval, geneval:N, FILE, FILE:N."""
+    import re
+
+    text = spec.strip()
+    if re.fullmatch(r"geneval(:[1-9][0-9]*)?", text, flags=re.IGNORECASE):
+        return
+    match = re.fullmatch(r"(.+):([1-9][0-9]*)", text)
+    path = Path(match.group(1) if match and not Path(text).exists() else text).expanduser()
+    if not path.exists():
+        raise SettingsError(f"--prompts {spec!r}: no such file (forms: geneval, geneval:N, FILE, FILE:N)")
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """Everything on the command line that can change a measurement (recorded in the report)."""
@@ -24,7 +37,7 @@ class RunSettings:
     models: tuple[str, ...] | None = None       # --model, None = every applicable model
     checkpoint: str | None = None                # --checkpoint PATH_OR_HUB_ID
     n_prompts: int | None = None                 # None = each claim's default N
-    prompts: str | None = None                   # --prompts FILE
+    prompts: str | None = None                   # --prompts geneval | geneval:N | FILE | FILE:N
     steps: int | None = None                     # None = the model card's steps
     seed: int = 0
     dtype: str | None = None                     # None = the model card's dtype
@@ -45,8 +58,8 @@ class RunSettings:
             raise SettingsError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise SettingsError(f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.prompts is not None and not Path(self.prompts).is_file():
-            raise SettingsError(f"--prompts: no such file: {self.prompts}")
+        if self.prompts is not None:
+            _check_prompt_spec(self.prompts)
         if self.paper_settings and (self.steps is not None or self.n_prompts is not None):
             raise SettingsError("--paper-settings uses each paper's steps and N: drop --steps / --n-prompts")
 

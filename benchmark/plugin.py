@@ -42,7 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--checkpoint", metavar="PATH_OR_HUB_ID",
                 help="verify this checkpoint (a local diffusers directory or a hub id) instead of the card's")
     g.addoption("--n-prompts", type=int, metavar="N", help="prompts per claim (default: each claim's default N)")
-    g.addoption("--prompts", metavar="FILE", help="prompt file to use instead of the claim's prompt set")
+    g.addoption("--prompts", metavar="SPEC", help="prompt set instead of the claim's: geneval, geneval:N (tag-stratified), FILE or FILE:N")
     g.addoption("--steps", type=int, metavar="N", help="denoising steps (default: the model card's)")
     g.addoption("--seed", type=int, default=0, metavar="S", help="base seed; prompt i uses seed S + i (default 0)")
     g.addoption("--dtype", choices=DTYPES, help="model dtype (default: the model card's)")

@@ -60,6 +60,24 @@ def availability(card: ModelCard, ctx: RunContext) -> str | None:
         return None
     if not ctx.settings.runs_real_models:
         return how_to_run_on_gpu(card)
+    return checkpoint_missing(card, ctx)
+
+
+def checkpoint_missing(card: ModelCard, ctx: RunContext) -> str | None:
+    """The SKIPPED reason when the card's (or --checkpoint's) weights are not on this machine."""
+    problem = _checkpoint_problem(ctx.settings.checkpoint or card.hub_id)
+    return f"weights not available for {card.name}: {problem}" if problem else None
+
+
+@functools.lru_cache(maxsize=None)
+def _checkpoint_problem(source: str) -> str | None:
+    """Resolved once per process: a hub lookup may try the network."""
+    from .adapters import CheckpointNotFound, resolve_checkpoint
+
+    try:
+        resolve_checkpoint(source)
+    except CheckpointNotFound as exc:
+        return str(exc)
     return None
 
 

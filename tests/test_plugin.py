@@ -37,9 +37,25 @@ globals().update(claim_tests("spiral"))
 """
 
 
+def fake_hub_cache(root: Path, hub_id: str, class_name: str) -> Path:
+    """A Hugging Face cache holding only model_index.json of `hub_id` (enough to resolve it offline)."""
+    repo = root / f"models--{hub_id.replace('/', '--')}"
+    revision = "0" * 40
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    (snapshot / "model_index.json").write_text(json.dumps({"_class_name": class_name}))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    return root
+
+
 @pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     pytester.makepyfile(test_planted=PLANTED)
+    # The planted criteria load no model, but a real-model test first checks that the weights are here.
+    cache = fake_hub_cache(pytester.path / "hub", "black-forest-labs/FLUX.1-dev", "FluxPipeline")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return pytester
 
 
@@ -113,7 +129,8 @@ def test_nothing_passes_without_a_measurement(pytester: pytest.Pytester) -> None
     assert "passed" not in outcomes and outcomes["skipped"] > 0
 
 
-def test_interrupted_run_keeps_what_was_measured(pytester: pytest.Pytester) -> None:
+def test_interrupted_run_keeps_what_was_measured(suite: pytest.Pytester) -> None:
+    pytester = suite
     pytester.makepyfile(test_interrupt="""
 from benchmark.suite import claim_tests, criterion
 from benchmark.verdict import reproduced
@@ -128,7 +145,7 @@ def b02(claim, card, ctx):
 
 globals().update(claim_tests("spiral"))
 """)
-    res = run(pytester, "--model", "flux", "--device", "cpu", "-p", "no:randomly")
+    res = run(pytester, "test_interrupt.py", "--model", "flux", "--device", "cpu", "-p", "no:randomly")
     assert res.ret == pytest.ExitCode.INTERRUPTED
     doc = results_of(pytester)
     assert doc["run"]["status"] == "interrupted"
@@ -154,7 +171,7 @@ def test_deselected_tests_are_listed_as_not_run(suite: pytest.Pytester) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["--model", "nosuchmodel"], "--model: unknown model(s) nosuchmodel"),
-    (["--prompts", "missing.txt"], "--prompts: no such file: missing.txt"),
+    (["--prompts", "missing.txt"], "--prompts 'missing.txt': no such file"),
     (["--n-prompts", "0"], "--n-prompts must be >= 1"),
     (["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
     (["--checkpoint", "./no/such/dir"], "no such directory"),

@@ -1,0 +1,123 @@
+"""The per-family knowledge an adapter needs, behind one small interface.
+
+A Family says how a diffusers pipeline of one architecture is driven (call arguments, step callback style),
+where its attention layers are (depth order, block labels, kind of attention), and what each layer's keys
+are (KeySegmentation). Everything else (loading, batching, seeding, caching) is generic in adapter.py.
+"""
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from .segmentation import KeySegmentation
+
+# What the keys of a layer are.
+LAYER_KINDS = {
+    "joint": "image and text tokens attend to each other in one sequence (MM-DiT)",
+    "self": "image/video tokens attend to image/video tokens",
+    "cross": "image/video queries attend to text keys",
+    "text_self": "text tokens attend to text tokens only (Z-Image context refiner)",
+    "image_self": "image tokens only, before the joint stack (Z-Image noise refiner)",
+}
+
+
+@dataclass(frozen=True)
+class AttentionLayer:
+    index: int          # depth order over the whole denoiser, from 0
+    name: str           # qualified module name inside the denoiser, e.g. "transformer_blocks.3.attn"
+    kind: str           # a key of LAYER_KINDS
+    block: str          # block label: "double", "single", "down.1", "mid", "up.0", "refiner", "main", ...
+    module: Any = field(repr=False, compare=False, default=None)
+
+    def __post_init__(self):
+        if self.kind not in LAYER_KINDS:
+            raise ValueError(f"layer {self.name}: kind {self.kind!r} is not one of {sorted(LAYER_KINDS)}")
+
+
+DTYPES = ("fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """The settings that change an image (all of them go into the cache key)."""
+    steps: int
+    guidance: float | None = None
+    height: int | None = None
+    width: int | None = None
+    num_frames: int | None = None
+    max_sequence_length: int | None = None
+    dtype: str = "fp32"
+    negative_prompt: str | None = None
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r} is not one of {DTYPES}")
+        for name in ("height", "width", "num_frames", "max_sequence_length"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], **overrides: Any) -> "GenerationSettings":
+        known = {f for f in cls.__dataclass_fields__}
+        merged = {k: v for k, v in values.items() if k in known}
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**merged)
+
+    def replace(self, **changes: Any) -> "GenerationSettings":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class Family(ABC):
+    """One DiT / U-Net family. Subclasses are stateless; instances are shared."""
+
+    name: ClassVar[str]                 # "flux", "sd3", ... (matches the model card's family)
+    pipeline_class: ClassVar[str]       # model_index.json "_class_name" of a checkpoint of this family
+    denoiser_attr: ClassVar[str] = "transformer"
+    legacy_callback: ClassVar[bool] = False      # PixArt-alpha: callback/callback_steps, not callback_on_step_end
+    video: ClassVar[bool] = False
+    default_scheduler: ClassVar[str] = ""        # informative: the scheduler class of the real checkpoint
+
+    # ------------------------------------------------------------ structure
+    @abstractmethod
+    def attention_layers(self, denoiser) -> list[AttentionLayer]:
+        """Every attention module of the denoiser, in the order the forward pass runs them."""
+
+    @abstractmethod
+    def segment(self, pipe, prompt: str, settings: GenerationSettings, layer: AttentionLayer) -> KeySegmentation:
+        """The keys of `layer` for the conditional branch of `prompt` at `settings`, in key order."""
+
+    # ------------------------------------------------------------ driving the pipeline
+    def call_kwargs(self, pipe, settings: GenerationSettings) -> dict[str, Any]:
+        """Keyword arguments for pipe(...) (prompt, generator and callbacks are added by the adapter)."""
+        accepted = inspect.signature(type(pipe).__call__).parameters
+        kwargs: dict[str, Any] = {"num_inference_steps": settings.steps}
+        optional = {
+            "guidance_scale": settings.guidance, "height": settings.height, "width": settings.width,
+            "num_frames": settings.num_frames, "max_sequence_length": settings.max_sequence_length,
+            "negative_prompt": settings.negative_prompt,
+        }
+        for key, value in optional.items():
+            if value is not None and key in accepted:
+                kwargs[key] = value
+        kwargs["output_type"] = "np"
+        return kwargs
+
+    def to_uint8(self, output) -> list[np.ndarray]:
+        """Pipeline output -> one uint8 array per prompt: (H, W, 3) images or (F, H, W, 3) videos."""
+        frames = output.frames if self.video else output.images
+        arrays = [np.asarray(x) for x in frames]
+        return [np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8) for a in arrays]
+
+    def describe(self) -> dict[str, Any]:
+        return {"family": self.name, "pipeline_class": self.pipeline_class, "denoiser": self.denoiser_attr,
+                "legacy_callback": self.legacy_callback, "video": self.video}
