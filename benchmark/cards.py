@@ -54,6 +54,8 @@ class ModelCard:
     organism: bool = False
     weights: str | None = None          # organisms: directory relative to the repository root
     settings: Mapping[str, Any] = field(default_factory=dict)
+    family: str | None = None           # the adapter family (benchmark.adapters.families) of a real DiT/U-Net
+    attention: Mapping[str, Any] = field(default_factory=dict)   # layers (name pattern, kind, block, count), keys
     notes: str = ""
     path: Path | None = None
 
@@ -92,12 +94,37 @@ def _card_from_mapping(data: Mapping[str, Any], path: Path) -> ModelCard:
         raise CardError(f"{where}: an organism card needs 'weights'")
     if not organism and not data.get("hub_id"):
         raise CardError(f"{where}: a real model card needs 'hub_id'")
+    family, attention = data.get("family"), data.get("attention") or {}
+    _check_attention(where, family, attention)
     return ModelCard(
         name=name, title=data["title"], kind=data["kind"], traits=frozenset(data["traits"]),
         pipeline_class=data["pipeline_class"], hub_id=data.get("hub_id"), organism=organism,
         weights=data.get("weights"), settings=dict(data.get("settings") or {}),
-        notes=data.get("notes", ""), path=path,
+        family=family, attention=attention, notes=data.get("notes", ""), path=path,
     )
+
+
+def _check_attention(where: str, family: str | None, attention: Mapping[str, Any]) -> None:
+    """A card's family and attention description use the adapters' vocabulary."""
+    from .adapters.families import FAMILY_NAMES
+    from .adapters.family import LAYER_KINDS
+    from .adapters.segmentation import MODALITIES
+
+    if family is not None and family not in FAMILY_NAMES:
+        raise CardError(f"{where}: field 'family': {family!r} is not one of {list(FAMILY_NAMES)}")
+    if attention and family is None:
+        raise CardError(f"{where}: field 'attention' needs 'family'")
+    for i, layer in enumerate(attention.get("layers", [])):
+        missing = {"name", "kind", "block", "count"} - set(layer)
+        if missing:
+            raise CardError(f"{where}: field 'attention.layers.{i}': missing {sorted(missing)}")
+        if layer["kind"] not in LAYER_KINDS:
+            raise CardError(f"{where}: field 'attention.layers.{i}.kind': {layer['kind']!r} is not one of {sorted(LAYER_KINDS)}")
+    for kind, order in (attention.get("keys") or {}).items():
+        bad = [m for m in order if m not in MODALITIES]
+        if kind not in LAYER_KINDS or bad:
+            raise CardError(f"{where}: field 'attention.keys.{kind}': kinds are {sorted(LAYER_KINDS)}, "
+                            f"modalities {list(MODALITIES)}")
 
 
 def load_cards(directory: Path = CARDS_DIR) -> dict[str, ModelCard]:

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from .adapters import Checkpoint, DiffusionAdapter, GenerationSettings, resolve_checkpoint
 from .cache import GenerationCache
 from .cards import load_cards
-from .runner import BASELINE, RunStats, paired_items, run, shard_of
+from .runner import BASELINE, RunStats, paired_items, run
 from .tiny import MARKER_FILE
 
 

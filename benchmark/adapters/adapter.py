@@ -152,7 +152,7 @@ class DiffusionAdapter:
                               f"not '{family}'; pass --model {found.name} or another checkpoint")
         pipeline_class = getattr(diffusers, found.pipeline_class)
         pipe = pipeline_class.from_pretrained(
-            str(checkpoint.path), torch_dtype=getattr(torch, TORCH_DTYPES[settings.dtype]), local_files_only=True)
+            str(checkpoint.path), dtype=getattr(torch, TORCH_DTYPES[settings.dtype]), local_files_only=True)
         if cpu_offload:
             pipe.enable_model_cpu_offload(device=device)
         else:

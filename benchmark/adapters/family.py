@@ -85,6 +85,11 @@ class Family(ABC):
     denoiser_attr: ClassVar[str] = "transformer"
     legacy_callback: ClassVar[bool] = False      # PixArt-alpha: callback/callback_steps, not callback_on_step_end
     video: ClassVar[bool] = False
+    # How the pipeline runs classifier-free guidance, i.e. where the conditional branch is:
+    # "batched_uncond_first" (one call on [negative, positive]: conditional = second half),
+    # "batched_cond_first" (one call on [positive, negative]), "separate_cond_first" (two calls per step,
+    # conditional first; also guidance-distilled models that make one call).
+    cfg: ClassVar[str] = "batched_uncond_first"
     default_scheduler: ClassVar[str] = ""        # informative: the scheduler class of the real checkpoint
 
     # ------------------------------------------------------------ structure
@@ -120,4 +125,12 @@ class Family(ABC):
 
     def describe(self) -> dict[str, Any]:
         return {"family": self.name, "pipeline_class": self.pipeline_class, "denoiser": self.denoiser_attr,
-                "legacy_callback": self.legacy_callback, "video": self.video}
+                "legacy_callback": self.legacy_callback, "video": self.video, "cfg": self.cfg}
+
+    def conditional_rows(self, batch_rows: int, n_prompts: int) -> slice:
+        """Rows of an attention call's batch that belong to the conditional branch, for a call on
+        `batch_rows` rows made while generating `n_prompts` prompts (separate calls: every row of the
+        conditional call; which call that is, the caller counts)."""
+        if batch_rows == 2 * n_prompts and self.cfg == "batched_uncond_first":
+            return slice(n_prompts, 2 * n_prompts)
+        return slice(0, n_prompts)

@@ -31,7 +31,8 @@ class KeySegmentation:
     """Labels for the N keys of one attention layer (one batch item, one CFG branch).
 
     Arrays are length N. `row`/`col`/`frame` are the patch grid position for image/video keys and -1 for
-    text keys; `text_index` is the position in the tokenizer output for text keys and -1 otherwise;
+    text keys; `text_index` is the position in the text sequence the pipeline builds (the tokenizer output;
+    SD3: CLIP 0-76 then T5 from 77; Qwen-Image counts the dropped template prefix), -1 for other keys;
     `masked` marks keys the attention mask removes (they receive no attention)."""
 
     layer_kind: str
@@ -179,3 +180,15 @@ def classify_tokens(input_ids: Sequence[int], attention_mask: Sequence[int], tok
         else:
             types.append("content")
     return types
+
+
+def padded_text_keys(tokenizer, text: str, max_length: int, *, padding_masked: bool) -> KeySegmentation:
+    """The keys of one prompt tokenized as the T5/CLIP pipelines do (padding="max_length", truncation):
+    prompt pieces, EOS, then padding, which the attention mask removes when `padding_masked` (PixArt, LTX)
+    and which are real keys otherwise (FLUX, SD3, Wan: no text mask)."""
+    encoded = tokenizer([text], padding="max_length", max_length=max_length, truncation=True,
+                        add_special_tokens=True)
+    ids = list(encoded["input_ids"][0])
+    mask = list(encoded["attention_mask"][0])
+    return text_keys(classify_tokens(ids, mask, tokenizer), tokens=tokenizer.convert_ids_to_tokens(ids),
+                     masked=[not m for m in mask] if padding_masked else None)

@@ -144,7 +144,7 @@ def align(*samples: Any, names: Sequence[str] | None = None, key: KeySpec = None
     arrays = [as_float_array(s, n) for s, n in zip(samples, names)]
     lengths = {n: arr.size for n, arr in zip(names, arrays)}
     if len(set(lengths.values())) > 1:
-        raise StatsInputError(f"positional inputs have different lengths: "
+        raise StatsInputError("positional inputs have different lengths: "
                               + ", ".join(f"len({n})={k}" for n, k in lengths.items()))
     for n, arr in zip(names, arrays):
         check_finite(arr, n)

@@ -21,8 +21,9 @@ def _module(family: str):
 
 
 def tiny_settings(family: str) -> dict[str, Any]:
-    """Generation settings that suit the tiny pipeline (2 steps, small size)."""
-    return dict(_module(family).SETTINGS)
+    """Generation settings that suit the tiny pipeline (2 steps, small size, fp32: CPU half precision is slow
+    and not what the cards' fp16/bf16 are about)."""
+    return {"dtype": "fp32", **_module(family).SETTINGS}
 
 
 def build_tiny(family: str, seed: int = 0):

@@ -1,7 +1,7 @@
 """A tiny random-weight Z-Image pipeline (diffusers ZImagePipeline, Z-Image-Turbo layout), built offline.
 
 Every component is the real class of Tongyi-MAI/Z-Image-Turbo (model_index.json: ZImageTransformer2DModel,
-Qwen3Model text encoder, Qwen2Tokenizer, AutoencoderKL, FlowMatchEulerDiscreteScheduler) with a scaled-down
+Qwen3Model text encoder, Qwen2Tokenizer, FlowMatchEulerDiscreteScheduler) with a scaled-down
 config. The transformer keeps the real structure: 2 noise-refiner blocks (image only, timestep-modulated),
 2 context-refiner blocks (caption only, unmodulated), then single-stream main blocks over [image, caption],
 all with ZSingleStreamAttnProcessor, per-head RMS QK-norm and 3-axis RoPE; image and caption are padded to a
@@ -11,9 +11,10 @@ class initialises them to zeros and the real ones are trained).
 from __future__ import annotations
 
 import torch
-from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
 from transformers import Qwen3Config, Qwen3Model
 
+from .components import kl_vae
 from .tokenizers import qwen_tokenizer
 
 # Tiny generation settings for tests. Z-Image runs CFG (batched, one transformer call per step) whenever
@@ -83,22 +84,7 @@ def build_pipeline(seed: int = 0) -> ZImagePipeline:
         transformer.cap_pad_token.normal_()
     # Z-Image VAE (FLUX's AE): 16 latent channels, 4 levels (spatial factor 8), scaling 0.3611, shift 0.1159,
     # no quant convs. Narrow channels here.
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=1,
-        latent_channels=16,
-        norm_num_groups=4,
-        sample_size=64,
-        scaling_factor=0.3611,
-        shift_factor=0.1159,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        mid_block_add_attention=True,
-    ).eval()
+    vae = kl_vae(16, scaling_factor=0.3611, shift_factor=0.1159)   # the FLUX VAE
     scheduler = FlowMatchEulerDiscreteScheduler(**SCHEDULER_CONFIG)
     return ZImagePipeline(
         scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer

@@ -47,6 +47,7 @@ class QwenImageFamily(Family):
     denoiser_attr = "transformer"
     legacy_callback = False
     video = False
+    cfg = "separate_cond_first"
     default_scheduler = "FlowMatchEulerDiscreteScheduler"
 
     # ------------------------------------------------------------ structure

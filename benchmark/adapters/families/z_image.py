@@ -40,6 +40,7 @@ class ZImageFamily(Family):
     denoiser_attr = "transformer"
     legacy_callback = False
     video = False
+    cfg = "batched_cond_first"
     default_scheduler = "FlowMatchEulerDiscreteScheduler"
 
     # ------------------------------------------------------------ structure
