@@ -122,8 +122,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     except PromptError as exc:
         print(f"sinkbench generate: {exc}", file=sys.stderr)
         return 2
-    overrides = {k: getattr(args, k) for k in ("steps", "guidance", "height", "width", "num_frames",
-                                               "max_sequence_length", "dtype")}
+    overrides = _generation_overrides(args)
     job = GenerationJob(checkpoint=args.checkpoint, prompts=prompt_set.pairs(), cache_dir=args.cache_dir,
                         base_seed=args.seed, device=args.device, cpu_offload=args.cpu_offload,
                         max_batch=args.batch, overrides=overrides, progress=not args.quiet)
@@ -138,6 +137,68 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.out and int(os.environ.get("RANK", "0")) == 0:
         summary["manifest"] = str(write_manifest(manifest, args.out, png=args.png))
     print(json.dumps(summary))
+    return 0
+
+
+def _generation_overrides(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k, None) for k in ("steps", "guidance", "height", "width", "num_frames",
+                                                "max_sequence_length", "dtype")}
+
+
+def _add_generation_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int)
+    p.add_argument("--guidance", type=float)
+    p.add_argument("--height", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--num-frames", dest="num_frames", type=int)
+    p.add_argument("--max-sequence-length", dest="max_sequence_length", type=int)
+    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"])
+
+
+def _int_list(text: str | None):
+    return None if text is None else tuple(int(x) for x in text.split(",") if x.strip())
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    from .adapters import CheckpointNotFound, WrongFamily
+    from .probe.measure import run_measurement
+    from .probe.session import ProbeSpec
+    from .prompts import PromptError, load_prompts
+
+    try:
+        prompt_set = load_prompts(args.prompts, seed=args.sample_seed)
+        probe = ProbeSpec(layers=_int_list(args.layers), steps=_int_list(args.steps_to_record),
+                          stats=tuple(args.stats.split(",")), per_head=args.per_head, queries=args.queries,
+                          branches=tuple(args.branches.split(",")), chunk=args.chunk)
+        path = run_measurement(args.checkpoint, prompt_set.pairs(), args.out, probe, base_seed=args.seed,
+                               device=args.device, overrides=_generation_overrides(args), progress=not args.quiet)
+    except (PromptError, CheckpointNotFound, WrongFamily, ValueError) as exc:
+        print(f"sinkbench measure: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from .cards import CardError, load_cards
+    from .probe.analysis import AnalysisError, load_vector, parse_segments, segments_from_spans, summarize
+
+    try:
+        vector = load_vector(args.importance)
+        segments = parse_segments(args.segments) if args.segments else []
+        if args.segments_from_card:
+            cards = load_cards()
+            if args.segments_from_card not in cards:
+                raise AnalysisError(f"no model card {args.segments_from_card!r}; known: {', '.join(cards)}")
+            spans = cards[args.segments_from_card].attention.get("spans")
+            if not spans:
+                raise AnalysisError(f"the {args.segments_from_card} card declares no attention.spans")
+            segments = segments_from_spans(spans)
+        doc = summarize(vector, segments, k=args.top)
+    except (AnalysisError, CardError) as exc:
+        print(f"sinkbench analyze: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(doc, indent=2))
     return 0
 
 
@@ -196,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate one image per prompt (seed = --seed + prompt index) from a checkpoint "
                                    "into the content-addressed cache; an interrupted run resumes. Under torchrun "
                                    "the work is sharded over the processes.")
-    p.add_argument("checkpoint", help="hub id (owner/name) or local diffusers directory")
+    p.add_argument("--checkpoint", required=True, help="hub id (owner/name) or local diffusers directory")
     p.add_argument("--prompts", default="geneval:16", help="geneval, geneval:N, FILE or FILE:N (default geneval:16)")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the stratified prompt sample")
     p.add_argument("--seed", type=int, default=0, help="base seed: prompt i gets seed + i")
@@ -206,15 +267,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (torchrun: cuda picks LOCAL_RANK)")
     p.add_argument("--cpu-offload", action="store_true", help="diffusers model CPU offload")
     p.add_argument("--batch", type=int, default=1, help="items per forward (1 keeps images independent of batching)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--guidance", type=float)
-    p.add_argument("--height", type=int)
-    p.add_argument("--width", type=int)
-    p.add_argument("--num-frames", dest="num_frames", type=int)
-    p.add_argument("--max-sequence-length", dest="max_sequence_length", type=int)
-    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"])
+    _add_generation_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=_cmd_generate)
+
+    p = sub.add_parser("measure", help="record attention statistics of a checkpoint over prompts",
+                       description="Generate each prompt with the attention probe installed and write the "
+                                   "records (docs/probe-format.md): per-item statistics per layer and step, "
+                                   "and key importance per layer. Resumes an interrupted run.")
+    p.add_argument("--checkpoint", required=True, help="hub id (owner/name) or local diffusers directory")
+    p.add_argument("--prompts", required=True, help="geneval, geneval:N, FILE or FILE:N")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="base seed: prompt i gets seed + i")
+    p.add_argument("--stats", default="mass", help="comma list of mass,entropy,key_norm,value_norm")
+    p.add_argument("--layers", help="comma list of layer indices (default: all)")
+    p.add_argument("--steps-to-record", dest="steps_to_record", help="comma list of step indices (default: all)")
+    p.add_argument("--per-head", action="store_true", help="keep per-head masses")
+    p.add_argument("--queries", default="auto", choices=["auto", "all", "image", "text"],
+                   help="queries averaged over (auto: image queries in joint layers, as paper A)")
+    p.add_argument("--branches", default="cond", help="cond, uncond or cond,uncond")
+    p.add_argument("--chunk", type=int, default=1024, help="queries per chunk (memory O(chunk x keys))")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true")
+    _add_generation_options(p)
+    p.set_defaults(fn=_cmd_measure)
+
+    p = sub.add_parser("analyze", help="summarize a key-importance vector: shares, top keys, sink-to-random",
+                       description="Read a key-importance vector (JSON list or .npy, e.g. "
+                                   "key_importance/L012.npy from `sinkbench measure`) and print JSON: share of "
+                                   "attention per segment, top-k keys with ratio x uniform, sink-to-random ratio.")
+    p.add_argument("importance")
+    p.add_argument("--segments", help="NAME:START-END,... inclusive, e.g. text:0-511,image:512-4607")
+    p.add_argument("--segments-from-card", metavar="MODEL", help="segments from a model card's attention.spans")
+    p.add_argument("--top", type=int, default=5, help="k for top keys and the sink-to-random ratio")
+    p.set_defaults(fn=_cmd_analyze)
 
     p = sub.add_parser("report", help="re-render REPORT.md from a results.json",
                        description="Validate a results.json against its schema and write REPORT.md and figures/ "

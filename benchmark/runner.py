@@ -152,11 +152,13 @@ def run(items: Iterable[WorkItem], generator: BatchGenerator, cache: GenerationC
             dt = (time.monotonic() - t) / len(chunk)
             if len(images) != len(chunk):
                 raise RuntimeError(f"the generator returned {len(images)} images for {len(chunk)} items")
-            for (key, it), image in zip(chunk, images):
+            extra = list(getattr(generator, "last_metadata", None) or [])
+            extra = extra if len(extra) == len(chunk) else [{}] * len(chunk)
+            for (key, it), image, done in zip(chunk, images, extra):
                 cache.put(key, np.asarray(image), {
                     "prompt_id": it.prompt_id, "prompt": it.prompt, "seed": it.seed,
                     "condition": it.condition.spec(), "model": identity, "libraries": versions,
-                    "seconds": dt, "batch_size": len(chunk)})
+                    "seconds": dt, "batch_size": len(chunk), **({"generation": done} if done else {})})
                 stats.per_image_s.append(dt)
             stats.generated += len(chunk)
             if bar is not None:

@@ -16,45 +16,12 @@ torch = pytest.importorskip("torch")
 
 from benchmark.adapters import (CheckpointNotFound, DiffusionAdapter, GenerationSettings, WrongFamily,  # noqa: E402
                                 resolve_checkpoint)
-from benchmark.generate import settings_for  # noqa: E402
 from benchmark.probe import attention_hooks  # noqa: E402
 from benchmark.runner import WorkItem  # noqa: E402
-from benchmark.tiny import TINY_FAMILIES, make_tiny  # noqa: E402
+from benchmark.tiny import TINY_FAMILIES  # noqa: E402
 
 SHORT = "a red circle"
 LONG = "two blue squares above a small yellow triangle, on a white background"
-
-
-@pytest.fixture(scope="session")
-def tiny_dirs(tmp_path_factory):
-    """family -> saved tiny pipeline directory (built once per session)."""
-    root = tmp_path_factory.mktemp("tiny")
-    made: dict[str, object] = {}
-
-    def get(family: str):
-        if family not in made:
-            made[family] = make_tiny(family, root / family)
-        return made[family]
-
-    return get
-
-
-@pytest.fixture(scope="session")
-def adapters(tiny_dirs):
-    loaded: dict[str, DiffusionAdapter] = {}
-
-    def get(family: str) -> DiffusionAdapter:
-        if family not in loaded:
-            mp = pytest.MonkeyPatch()
-            mp.setenv("HF_HUB_OFFLINE", "1")
-            try:
-                directory = tiny_dirs(family)
-                loaded[family] = DiffusionAdapter.load(str(directory), settings_for(resolve_checkpoint(str(directory))))
-            finally:
-                mp.undo()
-        return loaded[family]
-
-    return get
 
 
 def _first_calls(adapter: DiffusionAdapter, prompt: str, seed: int):

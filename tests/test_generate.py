@@ -42,7 +42,7 @@ def _env() -> dict[str, str]:
 
 
 def _generate_cmd(checkpoint, prompts, cache, out, *extra) -> list[str]:
-    return [sys.executable, "-m", "benchmark", "generate", str(checkpoint), "--prompts", str(prompts),
+    return [sys.executable, "-m", "benchmark", "generate", "--checkpoint", str(checkpoint), "--prompts", str(prompts),
             "--cache-dir", str(cache), "--out", str(out), "--quiet", *extra]
 
 

@@ -132,7 +132,11 @@ class DiffusionAdapter:
         self.max_batch = max(1, int(max_batch))
         self.step = 0                         # the denoising step about to run (callbacks fire after a step)
         self._step_listeners: list[Callable[[int], None]] = []
-        self._conditions: dict[str, ConditionHandler] = {"baseline": lambda adapter, items: contextlib.nullcontext()}
+        self._conditions: dict[str, ConditionHandler] = {
+            "baseline": lambda adapter, items: contextlib.nullcontext(),
+            "intervention": _intervention_condition,
+        }
+        self.last_metadata: list[dict[str, Any]] = []   # per item of the last generate(): what was done
 
     # ------------------------------------------------------------ loading
     @classmethod
@@ -196,6 +200,7 @@ class DiffusionAdapter:
     def generate(self, items: Sequence[WorkItem]) -> list[np.ndarray]:
         """One uint8 image/video per item; each item's noise comes from its own seed only."""
         out: dict[int, np.ndarray] = {}
+        meta: dict[int, dict[str, Any]] = {}
         groups: dict[Any, list[int]] = {}
         for i, item in enumerate(items):
             groups.setdefault(item.condition, []).append(i)
@@ -204,10 +209,22 @@ class DiffusionAdapter:
                 raise ValueError(f"condition {condition.name!r} has no handler on this adapter "
                                  f"(known: {sorted(self._conditions)})")
             batch = [items[i] for i in indices]
-            with self._conditions[condition.name](self, batch):
+            with self._conditions[condition.name](self, batch) as session:
                 images = self._generate_batch([it.prompt for it in batch], [it.seed for it in batch])
             out.update(zip(indices, images))
+            for position, i in enumerate(indices):
+                meta[i] = _session_metadata(session, position)
+        self.last_metadata = [meta[i] for i in range(len(items))]
         return [out[i] for i in range(len(items))]
+
+    def measure(self, items: Sequence[WorkItem], probe=None, intervention=None):
+        """Generate `items` (one condition's worth, in one batch) with probes and/or an intervention
+        installed; returns (images, the AttentionSession with .records and .log)."""
+        from ..probe.session import AttentionSession
+
+        with AttentionSession(self, items, probe=probe, intervention=intervention) as session:
+            images = self._generate_batch([it.prompt for it in items], [it.seed for it in items])
+        return images, session
 
     # ------------------------------------------------------------ internals
     def _set_step(self, step: int) -> None:
@@ -235,12 +252,38 @@ class DiffusionAdapter:
 
         kwargs = self.family.call_kwargs(self.pipe, self.settings)
         generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
-        with self._counting_steps() as step_kwargs, torch.inference_mode():
+        with self._counting_steps() as step_kwargs, torch.inference_mode(), \
+                self.family.generation_context(self.pipe):
             output = self.pipe(prompt=prompts, generator=generators, **kwargs, **step_kwargs)
         images = self.family.to_uint8(output)
         if len(images) != len(prompts):
             raise RuntimeError(f"{self.family.name}: pipeline returned {len(images)} outputs for {len(prompts)} prompts")
         return images
+
+
+def _intervention_condition(adapter: "DiffusionAdapter", items: Sequence[WorkItem]):
+    """Condition "intervention": the items' condition params are an InterventionSpec."""
+    from ..interventions import InterventionSpec
+    from ..probe.session import AttentionSession
+
+    spec = InterventionSpec.from_params(dict(items[0].condition.params))
+    return AttentionSession(adapter, items, intervention=spec)
+
+
+def _session_metadata(session, position: int) -> dict[str, Any]:
+    """What an intervention did to one item (stored with its image in the cache metadata)."""
+    if session is None or not hasattr(session, "log"):
+        return {}
+    entries = [e for e in session.log.entries if e["item"] == position]
+    reductions = [e["log10_reduction"] for e in entries if e["log10_reduction"] is not None]
+    return {"intervention": {
+        "spec": session.intervention.to_params() if session.intervention else None,
+        "steps": sorted({e["step"] for e in entries}), "layers": sorted({e["layer"] for e in entries}),
+        "calls": len(entries), "segmentation_mismatches": session.segmentation_mismatches,
+        "log10_reduction_min": min(reductions) if reductions else None,
+        "log10_reduction_median": float(np.median(reductions)) if reductions else None,
+        "entries": entries,
+    }}
 
 
 def _own_cpu_storage(pipe) -> None:

@@ -6,6 +6,7 @@ are (KeySegmentation). Everything else (loading, batching, seeding, caching) is 
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
@@ -116,6 +117,14 @@ class Family(ABC):
                 kwargs[key] = value
         kwargs["output_type"] = "np"
         return kwargs
+
+    def negative_prompt(self, settings: GenerationSettings) -> str:
+        """The prompt of the unconditional branch as the pipeline runs it."""
+        return settings.negative_prompt or ""
+
+    def generation_context(self, pipe):
+        """Entered around every pipeline call (e.g. to silence a per-call warning)."""
+        return contextlib.nullcontext()
 
     def to_uint8(self, output) -> list[np.ndarray]:
         """Pipeline output -> one uint8 array per prompt: (H, W, 3) images or (F, H, W, 3) videos."""

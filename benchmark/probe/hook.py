@@ -30,6 +30,15 @@ class AttentionCall:
     attn_mask: torch.Tensor | None
     is_causal: bool
     scale: float | None
+    _func: Callable = None        # the real F.scaled_dot_product_attention
+    _args: tuple = ()
+    _kwargs: dict | None = None
+
+    def compute(self, **changes) -> torch.Tensor:
+        """Run the real attention with some arguments changed (query, key, value, attn_mask)."""
+        bound = _sdpa_arguments(self._args, self._kwargs or {})
+        bound.update(changes)
+        return self._func(**bound)
 
 
 # on_attention(call) -> None to leave the attention alone, or a tensor to use as its output.
@@ -68,7 +77,7 @@ class _AttentionModuleHook:
         call = AttentionCall(
             layer=self.layer, call=self.calls, query=bound["query"], key=bound["key"], value=bound["value"],
             attn_mask=bound.get("attn_mask"), is_causal=bool(bound.get("is_causal", False)),
-            scale=bound.get("scale"),
+            scale=bound.get("scale"), _func=func, _args=tuple(args), _kwargs=dict(kwargs),
         )
         self.calls += 1
         replacement = self.on_attention(call)

@@ -58,6 +58,9 @@ class PixArtFamily(Family):
     cfg = "batched_uncond_first"
     default_scheduler = "DPMSolverMultistepScheduler"
 
+    def generation_context(self, pipe):
+        return _quiet(pipe)
+
     # ------------------------------------------------------------ structure
     def attention_layers(self, denoiser) -> list[AttentionLayer]:
         layers: list[AttentionLayer] = []

@@ -89,6 +89,9 @@ class QwenImageFamily(Family):
         return KeySegmentation.concat(parts, layer_kind=layer.kind)
 
     # ------------------------------------------------------------ driving the pipeline
+    def negative_prompt(self, settings: GenerationSettings) -> str:
+        return settings.negative_prompt if settings.negative_prompt is not None else DEFAULT_NEGATIVE_PROMPT
+
     def call_kwargs(self, pipe, settings: GenerationSettings) -> dict[str, Any]:
         """Qwen-Image's CFG is `true_cfg_scale` with a negative prompt (`guidance_scale` is only for
         guidance-distilled variants): settings.guidance -> true_cfg_scale, and a " " negative prompt when

@@ -1,0 +1,50 @@
+"""`sinkbench measure`: record attention statistics of a checkpoint over a prompt set (resumable)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .records import item_file_name, write_item, write_measurement
+from .session import ProbeSpec
+
+
+def run_measurement(checkpoint: str, prompts: Sequence[tuple[str, str]], out: str | Path, probe: ProbeSpec, *,
+                    base_seed: int = 0, device: str = "cpu", overrides: Mapping[str, Any] | None = None,
+                    progress: bool = True) -> Path:
+    """Generate each prompt (seed = base_seed + index) with the probe installed and write the records.
+    Items whose file already exists are not measured again (an interrupted run resumes)."""
+    from ..adapters import DiffusionAdapter, resolve_checkpoint
+    from ..generate import settings_for
+    from ..runner import WorkItem
+
+    out = Path(out)
+    adapter = DiffusionAdapter.load(checkpoint, settings_for(resolve_checkpoint(checkpoint), overrides),
+                                    device=device)
+    layers = adapter.attention_layers()
+    items = [WorkItem(pid, text, base_seed + i) for i, (pid, text) in enumerate(prompts)]
+    files, segmentations = [], {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items), desc="measuring", unit="prompt")
+    try:
+        for item in items:
+            rel = f"items/{item_file_name(item.prompt_id, item.seed)}"
+            if not (out / rel).is_file():
+                _, session = adapter.measure([item], probe=probe)
+                records = {(layer, step, branch): stats for (_, layer, step, branch), stats in session.records.items()}
+                write_item(out, item.prompt_id, item.seed, records)
+            files.append(rel)
+            groups = {}
+            for layer in layers:
+                if (probe.layers is None or layer.index in probe.layers) and f"{layer.kind}/{layer.block}" not in groups:
+                    groups[f"{layer.kind}/{layer.block}"] = adapter.segment(item.prompt, layer).to_dict()
+            segmentations[item.prompt_id] = groups
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return write_measurement(out, adapter=adapter, items=items, probe=probe, item_files=files,
+                             segmentations=segmentations)

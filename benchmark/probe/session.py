@@ -1,0 +1,284 @@
+"""One generation with probes and/or an intervention installed: the measurement core.
+
+AttentionSession hooks every attention layer it needs (benchmark.probe.hook), follows the denoising step
+(the adapter's step counter, updated before each step runs), tells CFG branches apart (the family's CFG
+layout and the call order within a step), and for each attention call
+  1. applies the intervention, if the call is in its scope (layer, step window, branch), choosing the keys
+     from the current call's own attention and verifying the result in log space;
+  2. records the probe statistics of the attention actually used (after any intervention).
+A passive probe returns nothing to the hook, so the pipeline's own attention runs untouched.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..adapters.segmentation import MODALITIES, KeySegmentation
+from ..interventions import (InterventionLog, InterventionSpec, combine_masks, fixed_keys, log_eta_bias,
+                             matched_random_keys, replace_values, top_keys, uniform_random_keys, union_keys)
+from .hook import AttentionCall, attention_hooks
+from .math import attention_stats, selected_log_mass
+
+STATS = ("mass", "entropy", "key_norm", "value_norm")
+QUERY_SETS = ("auto", "all", "image", "text")
+TEXT = MODALITIES.index("text")
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """What to record. `queries="auto"`: image queries in joint layers (paper A), all queries elsewhere."""
+    layers: tuple[int, ...] | None = None       # None: every layer
+    steps: tuple[int, ...] | None = None        # None: every step
+    stats: tuple[str, ...] = ("mass",)
+    per_head: bool = False                      # keep (H, Nk) masses, not only the head mean
+    queries: str = "auto"
+    branches: tuple[str, ...] = ("cond",)
+    chunk: int = 1024
+
+    def __post_init__(self):
+        unknown = set(self.stats) - set(STATS)
+        if unknown:
+            raise ValueError(f"unknown probe statistic(s) {sorted(unknown)}; known: {STATS}")
+        if self.queries not in QUERY_SETS:
+            raise ValueError(f"queries {self.queries!r} is not one of {QUERY_SETS}")
+        if not set(self.branches) <= {"cond", "uncond"}:
+            raise ValueError(f"branches must be cond and/or uncond, got {self.branches}")
+
+    def covers(self, layer: int, step: int, branch: str) -> bool:
+        return ((self.layers is None or layer in self.layers) and (self.steps is None or step in self.steps)
+                and branch in self.branches)
+
+
+@dataclass
+class _Row:
+    """One batch row of an attention call: which prompt and branch it is, and its keys' labels."""
+    row: int
+    item: int
+    branch: str
+    segmentation: KeySegmentation | None
+
+
+class AttentionSession:
+    """Probes and an intervention for one adapter.generate() call over `items` (WorkItems, in batch order)."""
+
+    def __init__(self, adapter, items: Sequence, probe: ProbeSpec | None = None,
+                 intervention: InterventionSpec | None = None, chunk: int = 1024):
+        self.adapter = adapter
+        self.items = list(items)
+        self.probe = probe
+        self.intervention = intervention
+        self.chunk = chunk
+        self.layers = adapter.attention_layers()
+        self.records: dict[tuple[int, int, int, str], dict[str, np.ndarray]] = {}
+        self.log = InterventionLog()
+        self.segmentation_mismatches = 0
+        self._calls_this_step: dict[int, int] = defaultdict(int)
+        self._segments: dict[tuple[str, int], KeySegmentation] = {}
+        self._random_cache: dict[tuple, torch.Tensor] = {}
+        self._per_call_draws = 0
+
+    # ------------------------------------------------------------ installing
+    def _needed_layers(self):
+        n = len(self.layers)
+        out = []
+        for layer in self.layers:
+            probed = self.probe is not None and (self.probe.layers is None or layer.index in self.probe.layers)
+            intervened = self.intervention is not None and self.intervention.covers_layer(layer.index, n)
+            if probed or intervened:
+                out.append(layer)
+        return out
+
+    def __enter__(self) -> "AttentionSession":
+        self._remove_listener = self.adapter.add_step_listener(self._on_step)
+        self._hooks = attention_hooks(self._needed_layers(), self._on_attention)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._hooks.__exit__(*exc)
+        finally:
+            self._remove_listener()
+
+    def _on_step(self, step: int) -> None:
+        self._calls_this_step.clear()
+
+    # ------------------------------------------------------------ rows and labels
+    def _segment(self, prompt: str, layer) -> KeySegmentation:
+        key = (prompt, layer.index)
+        if key not in self._segments:
+            self._segments[key] = self.adapter.segment(prompt, layer)
+        return self._segments[key]
+
+    def _rows(self, call: AttentionCall) -> list[_Row]:
+        n = len(self.items)
+        rows = call.query.shape[0]
+        family = self.adapter.family
+        call_in_step = self._calls_this_step[call.layer.index]
+        if rows == 2 * n and family.cfg.startswith("batched"):
+            cond = family.conditional_rows(rows, n)
+            branches = ["uncond"] * rows
+            for r in range(cond.start, cond.stop):
+                branches[r] = "cond"
+            items = [r - cond.start if branches[r] == "cond" else (r if cond.start == n else r - n) for r in range(rows)]
+        else:
+            branch = "cond" if call_in_step == 0 else "uncond"
+            branches, items = [branch] * rows, [min(r, n - 1) for r in range(rows)]
+        negative = family.negative_prompt(self.adapter.settings)
+        out = []
+        for r in range(rows):
+            prompt = self.items[items[r]].prompt if branches[r] == "cond" else negative
+            seg = self._segment(prompt, call.layer)
+            if len(seg) != call.key.shape[-2]:
+                self.segmentation_mismatches += 1
+                seg = None
+            out.append(_Row(r, items[r], branches[r], seg))
+        return out
+
+    def _query_rows(self, row: _Row, layer, queries: str, nq: int) -> torch.Tensor | None:
+        if queries == "all" or row.segmentation is None or layer.kind != "joint" or nq != len(row.segmentation):
+            return None
+        if queries == "auto":
+            queries = "image"
+        text = row.segmentation.modality == TEXT
+        chosen = ~text if queries == "image" else text
+        return torch.from_numpy(np.flatnonzero(chosen))
+
+    # ------------------------------------------------------------ the callback
+    def _on_attention(self, call: AttentionCall):
+        step = self.adapter.step
+        rows = self._rows(call)
+        self._calls_this_step[call.layer.index] += 1
+        bias = None
+        output = None
+        spec = self.intervention
+        if spec is not None and spec.covers_step(step, self.adapter.settings.steps) and \
+                spec.covers_layer(call.layer.index, len(self.layers)):
+            covered = [r for r in rows if spec.covers_branch(r.branch)]
+            if covered:
+                output, bias = self._intervene(call, covered, step)
+        if self.probe is not None:
+            with torch.no_grad():
+                self._record(call, rows, step, bias)
+        return output
+
+    def _candidates(self, row: _Row, nk: int, device) -> torch.Tensor | None:
+        spec = self.intervention
+        if spec.sink_modality == "any" or row.segmentation is None:
+            return None
+        text = torch.from_numpy(row.segmentation.modality == TEXT).to(device)
+        return text if spec.sink_modality == "text" else ~text
+
+    def _select(self, call: AttentionCall, row: _Row, step: int) -> torch.Tensor:
+        """(1, H, Nk) bool selection for one row, from this call's own attention."""
+        spec = self.intervention
+        q, k = call.query[row.row:row.row + 1], call.key[row.row:row.row + 1]
+        heads, nk = q.shape[1], k.shape[-2]
+        if spec.select == "index0":
+            return fixed_keys((1, heads, nk), (0,), q.device)
+        if spec.select == "fixed":
+            return fixed_keys((1, heads, nk), spec.keys, q.device)
+        if spec.select == "random" and spec.random_policy == "uniform_per_call":
+            generator = torch.Generator().manual_seed(spec.seed * 1_000_003 + self._per_call_draws)
+            self._per_call_draws += 1
+            return uniform_random_keys((1, heads, nk), spec.k, generator, q.device)
+        mask = _row_mask(call.attn_mask, row.row)
+        stats = attention_stats(q, k, attn_mask=mask, scale=call.scale, chunk=self.chunk, entropy=False,
+                                query_rows=self._query_rows(row, call.layer, "auto", q.shape[-2]))
+        candidates = self._candidates(row, nk, q.device)
+        if spec.select == "topk_head":
+            return top_keys(stats.mass, spec.k, candidates)
+        if spec.select == "bottomk":
+            return top_keys(stats.mass, spec.k, candidates, largest=False)
+        if spec.select == "topk_union":
+            return union_keys(stats.mass, spec.k, candidates)
+        # random, same modality as the sinks, drawn once per (prompt, layer, branch)
+        key = (self.items[row.item].seed, self.items[row.item].prompt, call.layer.index, row.branch)
+        if key not in self._random_cache:
+            sinks = top_keys(stats.mass, spec.k, candidates)
+            modality = (torch.from_numpy(row.segmentation.modality.astype(np.int64)) if row.segmentation is not None
+                        else torch.zeros(nk, dtype=torch.int64))
+            generator = torch.Generator().manual_seed(
+                (spec.seed * 1_000_003 + self.items[row.item].seed) * 1009 + call.layer.index)
+            self._random_cache[key] = matched_random_keys(sinks, modality, generator)
+        return self._random_cache[key].to(q.device)
+
+    def _intervene(self, call: AttentionCall, covered: list[_Row], step: int):
+        spec = self.intervention
+        q = call.query
+        selected = torch.zeros((q.shape[0], q.shape[1], call.key.shape[-2]), dtype=torch.bool, device=q.device)
+        with torch.no_grad():
+            for row in covered:
+                selected[row.row] = self._select(call, row, step)[0]
+        bias = None
+        if spec.path == "score":
+            bias = log_eta_bias(selected, spec.eta, q.dtype)
+            output = call.compute(attn_mask=combine_masks(call.attn_mask, bias, q.dtype))
+        else:
+            valid = None
+            if call.attn_mask is not None and call.attn_mask.dtype == torch.bool and call.attn_mask.shape[-2] == 1:
+                valid = call.attn_mask[:, :, 0, :].expand(selected.shape)
+            output = call.compute(value=replace_values(call.value, selected, spec.value_mode, spec.alpha, valid))
+        with torch.no_grad():
+            for row in covered:
+                self._verify(call, row, step, selected[row.row:row.row + 1], bias)
+        return output, bias
+
+    def _verify(self, call: AttentionCall, row: _Row, step: int, selected: torch.Tensor, bias) -> None:
+        """Mass on the selected keys before and after, in log space (A14: measured, not floored)."""
+        q, k = call.query[row.row:row.row + 1], call.key[row.row:row.row + 1]
+        mask = _row_mask(call.attn_mask, row.row)
+        query_rows = self._query_rows(row, call.layer, "auto", q.shape[-2])
+        before = selected_log_mass(q, k, selected, attn_mask=mask, scale=call.scale, query_rows=query_rows,
+                                   chunk=self.chunk)
+        entry: dict[str, Any] = {
+            "step": step, "layer": call.layer.index, "branch": row.branch, "item": row.item,
+            "n_selected_per_head": int(selected[0].sum(dim=-1).max()),
+            "log_mass_before": _log_mean(before), "log_mass_after": None, "log10_reduction": None,
+        }
+        if bias is not None:
+            after = selected_log_mass(q, k, selected, attn_mask=mask, scale=call.scale, chunk=self.chunk,
+                                      bias=bias[row.row:row.row + 1], query_rows=query_rows)
+            entry["log_mass_after"] = _log_mean(after)
+            entry["log10_reduction"] = (entry["log_mass_before"] - entry["log_mass_after"]) / math.log(10)
+        self.log.entries.append(entry)
+
+    # ------------------------------------------------------------ probes
+    def _record(self, call: AttentionCall, rows: list[_Row], step: int, bias) -> None:
+        probe = self.probe
+        for row in rows:
+            if not probe.covers(call.layer.index, step, row.branch):
+                continue
+            q, k = call.query[row.row:row.row + 1], call.key[row.row:row.row + 1]
+            out: dict[str, np.ndarray] = {}
+            if "mass" in probe.stats or "entropy" in probe.stats:
+                stats = attention_stats(q, k, attn_mask=_row_mask(call.attn_mask, row.row), scale=call.scale,
+                                        bias=None if bias is None else bias[row.row:row.row + 1],
+                                        query_rows=self._query_rows(row, call.layer, probe.queries, q.shape[-2]),
+                                        chunk=probe.chunk, entropy="entropy" in probe.stats)
+                if "mass" in probe.stats:
+                    out["mass"] = (stats.mass[0] if probe.per_head else stats.mass[0].mean(dim=0)).cpu().numpy()
+                if "entropy" in probe.stats:
+                    out["entropy"] = stats.entropy[0].mean(dim=-1).cpu().numpy()     # per head
+            if "key_norm" in probe.stats:
+                out["key_norm"] = k[0].float().norm(dim=-1).mean(dim=0).cpu().numpy()
+            if "value_norm" in probe.stats:
+                out["value_norm"] = call.value[row.row].float().norm(dim=-1).mean(dim=0).cpu().numpy()
+            self.records[(row.item, call.layer.index, step, row.branch)] = out
+
+
+def _row_mask(mask: torch.Tensor | None, row: int) -> torch.Tensor | None:
+    if mask is None or mask.dim() < 4 or mask.shape[0] == 1:
+        return mask
+    return mask[row:row + 1]
+
+
+def _log_mean(log_mass_per_head: torch.Tensor) -> float:
+    """log of the head-averaged mass, from per-head log masses (B=1, H)."""
+    flat = log_mass_per_head.flatten().double()
+    return float(torch.logsumexp(flat, dim=0) - math.log(flat.numel()))
