@@ -16,13 +16,13 @@ import torch.nn.functional as F  # noqa: E402
 from benchmark.adapters import AttentionLayer, GenerationSettings  # noqa: E402
 from benchmark.adapters.segmentation import patch_keys  # noqa: E402
 from benchmark.interventions import InterventionSpec  # noqa: E402
-from benchmark.probe.session import AttentionSession, ProbeSpec  # noqa: E402
+from benchmark.probe.session import STATS, AttentionSession, ProbeSpec  # noqa: E402
 from benchmark.runner import WorkItem  # noqa: E402
 from benchmark.tiny import TINY_FAMILIES  # noqa: E402
 
 REPO = Path(__file__).parents[1]
 ITEM = [WorkItem("p", "a red circle, a blue square", 11)]
-FULL_PROBE = ProbeSpec(stats=("mass", "entropy", "key_norm", "value_norm"), per_head=True, branches=("cond", "uncond"))
+FULL_PROBE = ProbeSpec(stats=STATS, per_head=True, branches=("cond", "uncond"))
 
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)
@@ -36,8 +36,11 @@ def test_passive_probe_leaves_images_bit_identical(family, adapters):
     layers = {key[1] for key in session.records}
     assert layers == {l.index for l in adapter.attention_layers()}, "every layer was measured"
     some = next(iter(session.records.values()))
-    assert set(some) == {"mass", "entropy", "key_norm", "value_norm"}
+    assert {"mass", "entropy", "key_norm", "value_norm", "logit_mean", "key_energy_top", "key_energy_all"} <= set(some)
     np.testing.assert_allclose(some["mass"].sum(axis=-1), 1.0, rtol=1e-5)
+    assert session.activations, "block outputs were measured"
+    first = next(iter(session.activations.values()))
+    assert first["max"] >= first["p95"] > 0
 
 
 @pytest.mark.parametrize("family", ["flux", "sdxl", "wan", "z_image"])
@@ -221,3 +224,13 @@ def test_analyze_returns_known_shares_exactly(tmp_path, capsys):
     np.save(tmp_path / "v.npy", np.array(vector))
     assert main(["analyze", str(tmp_path / "v.npy"), "--segments-from-card", "flux"]) == 2   # 8 keys < 4608
     assert main(["analyze", str(path), "--segments", "a:0-3,b:2-7"]) == 2                  # overlap
+
+
+def test_concentration_measures():
+    from benchmark.probe.analysis import index0_overlap, max_mass, ratio_x_uniform, top_concentration
+
+    mass = np.array([[0.6, 0.1, 0.1, 0.1, 0.05, 0.05], [0.1, 0.5, 0.1, 0.1, 0.1, 0.1]])
+    np.testing.assert_allclose(max_mass(mass), [0.6, 0.5])
+    np.testing.assert_allclose(top_concentration(mass, 2), [0.7, 0.6])
+    assert index0_overlap(mass) == 0.5
+    np.testing.assert_allclose(ratio_x_uniform(mass)[0, 0], 3.6)

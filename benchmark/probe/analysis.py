@@ -113,3 +113,28 @@ def summarize(importance: np.ndarray, segments: Sequence[Segment] = (), k: int =
             types[t] = types.get(t, 0.0) + float(mu[j])
         doc["shares_by_token_type"] = {t: v / total for t, v in types.items()}
     return doc
+
+
+# ------------------------------------------------------------------ per-call concentration measures
+def max_mass(mass: np.ndarray) -> np.ndarray:
+    """MaxMass: the largest incoming mass, per head (last axis = keys)."""
+    return np.asarray(mass).max(axis=-1)
+
+
+def top_concentration(mass: np.ndarray, k: int = 5) -> np.ndarray:
+    """Share of the attention held by the k keys of largest mass (top-5 concentration), per head."""
+    mass = np.asarray(mass)
+    k = min(k, mass.shape[-1])
+    return np.sort(mass, axis=-1)[..., -k:].sum(axis=-1) / mass.sum(axis=-1)
+
+
+def index0_overlap(mass: np.ndarray) -> float:
+    """Fraction of heads (rows) whose top-1 key is key 0."""
+    mass = np.atleast_2d(np.asarray(mass))
+    return float((mass.argmax(axis=-1) == 0).mean())
+
+
+def ratio_x_uniform(mass: np.ndarray) -> np.ndarray:
+    """mu_j x N / sum(mu): 1 is a uniform share."""
+    mass = np.asarray(mass, dtype=np.float64)
+    return mass * mass.shape[-1] / mass.sum(axis=-1, keepdims=True)

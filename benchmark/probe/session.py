@@ -24,7 +24,11 @@ from ..interventions import (InterventionLog, InterventionSpec, combine_masks, f
 from .hook import AttentionCall, attention_hooks
 from .math import attention_stats, selected_log_mass
 
-STATS = ("mass", "entropy", "key_norm", "value_norm")
+# mass, entropy, key/value norms, the mean logit q.k*scale each key gets (after QK-norm and RoPE), the
+# per-channel energy k^2 of the top-5 keys and of all keys (for RoPE frequency bands), and the hidden-state
+# magnitudes per token at the output of every block (massive activations).
+STATS = ("mass", "entropy", "key_norm", "value_norm", "logit_mean", "key_energy", "activation")
+TOP_ENERGY_KEYS = 5
 QUERY_SETS = ("auto", "all", "image", "text")
 TEXT = MODALITIES.index("text")
 
@@ -81,6 +85,8 @@ class AttentionSession:
         self._segments: dict[tuple[str, int], KeySegmentation] = {}
         self._random_cache: dict[tuple, torch.Tensor] = {}
         self._per_call_draws = 0
+        self.activations: dict[tuple[int, int, int, str], dict[str, Any]] = {}
+        self._block_calls_this_step: dict[int, int] = defaultdict(int)
 
     # ------------------------------------------------------------ installing
     def _needed_layers(self):
@@ -95,6 +101,10 @@ class AttentionSession:
 
     def __enter__(self) -> "AttentionSession":
         self._remove_listener = self.adapter.add_step_listener(self._on_step)
+        self._block_handles = []
+        if self.probe is not None and "activation" in self.probe.stats:
+            for index, (name, block) in enumerate(_blocks_of(self.adapter.denoiser, self.layers)):
+                self._block_handles.append(block.register_forward_hook(self._activation_hook(index, name)))
         self._hooks = attention_hooks(self._needed_layers(), self._on_attention)
         self._hooks.__enter__()
         return self
@@ -103,10 +113,34 @@ class AttentionSession:
         try:
             self._hooks.__exit__(*exc)
         finally:
+            for handle in self._block_handles:
+                handle.remove()
             self._remove_listener()
 
     def _on_step(self, step: int) -> None:
         self._calls_this_step.clear()
+        self._block_calls_this_step.clear()
+
+    def _activation_hook(self, index: int, name: str):
+        """Per-token max |h| over channels of every (B, N, C) tensor a block outputs, per branch row."""
+        def hook(module, args, output):
+            step = self.adapter.step
+            call = self._block_calls_this_step[index]
+            self._block_calls_this_step[index] += 1
+            tensors = [t for t in (output if isinstance(output, (tuple, list)) else (output,))
+                       if isinstance(t, torch.Tensor) and t.dim() == 3]
+            if not tensors:
+                return None
+            with torch.no_grad():
+                for row, item, branch in self._branch_rows(tensors[0].shape[0], call):
+                    if branch not in self.probe.branches or (self.probe.steps is not None and step not in self.probe.steps):
+                        continue
+                    token_max = torch.cat([t[row].detach().float().abs().amax(dim=-1) for t in tensors]).cpu().numpy()
+                    self.activations[(item, index, step, branch)] = {
+                        "token_max": token_max, "max": np.float64(token_max.max()),
+                        "p95": np.float64(np.percentile(token_max, 95)), "block": name}
+            return None
+        return hook
 
     # ------------------------------------------------------------ rows and labels
     def _segment(self, prompt: str, layer) -> KeySegmentation:
@@ -115,29 +149,29 @@ class AttentionSession:
             self._segments[key] = self.adapter.segment(prompt, layer)
         return self._segments[key]
 
-    def _rows(self, call: AttentionCall) -> list[_Row]:
+    def _branch_rows(self, rows: int, call_in_step: int) -> list[tuple[int, int, str]]:
+        """(row, item, branch) of each batch row of a denoiser call: batched CFG splits rows by the family's
+        layout; separate CFG calls are told apart by their order within the step (conditional first)."""
         n = len(self.items)
-        rows = call.query.shape[0]
         family = self.adapter.family
-        call_in_step = self._calls_this_step[call.layer.index]
         if rows == 2 * n and family.cfg.startswith("batched"):
             cond = family.conditional_rows(rows, n)
-            branches = ["uncond"] * rows
-            for r in range(cond.start, cond.stop):
-                branches[r] = "cond"
-            items = [r - cond.start if branches[r] == "cond" else (r if cond.start == n else r - n) for r in range(rows)]
-        else:
-            branch = "cond" if call_in_step == 0 else "uncond"
-            branches, items = [branch] * rows, [min(r, n - 1) for r in range(rows)]
-        negative = family.negative_prompt(self.adapter.settings)
+            uncond_start = 0 if cond.start == n else n
+            return [(r, r - cond.start, "cond") if cond.start <= r < cond.stop else (r, r - uncond_start, "uncond")
+                    for r in range(rows)]
+        branch = "cond" if call_in_step == 0 else "uncond"
+        return [(r, min(r, n - 1), branch) for r in range(rows)]
+
+    def _rows(self, call: AttentionCall) -> list[_Row]:
+        negative = self.adapter.family.negative_prompt(self.adapter.settings)
         out = []
-        for r in range(rows):
-            prompt = self.items[items[r]].prompt if branches[r] == "cond" else negative
+        for r, item, branch in self._branch_rows(call.query.shape[0], self._calls_this_step[call.layer.index]):
+            prompt = self.items[item].prompt if branch == "cond" else negative
             seg = self._segment(prompt, call.layer)
             if len(seg) != call.key.shape[-2]:
                 self.segmentation_mismatches += 1
                 seg = None
-            out.append(_Row(r, items[r], branches[r], seg))
+            out.append(_Row(r, item, branch, seg))
         return out
 
     def _query_rows(self, row: _Row, layer, queries: str, nq: int) -> torch.Tensor | None:
@@ -265,11 +299,43 @@ class AttentionSession:
                     out["mass"] = (stats.mass[0] if probe.per_head else stats.mass[0].mean(dim=0)).cpu().numpy()
                 if "entropy" in probe.stats:
                     out["entropy"] = stats.entropy[0].mean(dim=-1).cpu().numpy()     # per head
+            if "logit_mean" in probe.stats:
+                out["logit_mean"] = _mean_logit(q, k, call.scale, self._query_rows(row, call.layer, probe.queries,
+                                                                                    q.shape[-2]), probe.chunk)
+            if "key_energy" in probe.stats:
+                energy = k[0].float().pow(2).mean(dim=0)                     # (N, D), head-averaged
+                mass = out.get("mass")
+                head_mass = mass.mean(axis=0) if mass is not None and mass.ndim == 2 else mass
+                top = (np.argsort(-head_mass)[:TOP_ENERGY_KEYS] if head_mass is not None
+                       else np.arange(min(TOP_ENERGY_KEYS, energy.shape[0])))
+                out["key_energy_top"] = energy[torch.from_numpy(top.copy())].cpu().numpy()
+                out["key_energy_top_index"] = top.astype(np.int64)
+                out["key_energy_all"] = energy.mean(dim=0).cpu().numpy()
             if "key_norm" in probe.stats:
                 out["key_norm"] = k[0].float().norm(dim=-1).mean(dim=0).cpu().numpy()
             if "value_norm" in probe.stats:
                 out["value_norm"] = call.value[row.row].float().norm(dim=-1).mean(dim=0).cpu().numpy()
             self.records[(row.item, call.layer.index, step, row.branch)] = out
+
+
+def _blocks_of(denoiser, layers) -> list[tuple[str, Any]]:
+    """The blocks holding the attention layers (the parent module of each), in forward order, once each.
+    Their outputs are the hidden states whose magnitudes the activation probe records."""
+    names = list(dict.fromkeys(layer.name.rsplit(".", 1)[0] for layer in layers))
+    return [(name, denoiser.get_submodule(name)) for name in names]
+
+
+def _mean_logit(q, k, scale, query_rows, chunk: int) -> np.ndarray:
+    """(N_keys,) mean over the chosen queries and the heads of q.k_j * scale."""
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    if k.shape[1] != q.shape[1]:
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+    rows = torch.arange(q.shape[-2]) if query_rows is None else query_rows
+    total = torch.zeros(k.shape[-2], dtype=torch.float64)
+    for start in range(0, rows.numel(), chunk):
+        idx = rows[start:start + chunk].to(q.device)
+        total += (torch.matmul(q[0][:, idx].float(), k[0].float().transpose(-1, -2)) * scale).sum(dim=(0, 1)).double().cpu()
+    return (total / (max(rows.numel(), 1) * q.shape[1])).numpy()
 
 
 def _row_mask(mask: torch.Tensor | None, row: int) -> torch.Tensor | None:
