@@ -135,6 +135,8 @@ class DiffusionAdapter:
         self._conditions: dict[str, ConditionHandler] = {
             "baseline": lambda adapter, items: contextlib.nullcontext(),
             "intervention": _intervention_condition,
+            "content_swap": _content_swap_condition,
+            "pe_edit": _pe_edit_condition,
         }
         self.last_metadata: list[dict[str, Any]] = []   # per item of the last generate(): what was done
 
@@ -268,6 +270,19 @@ def _intervention_condition(adapter: "DiffusionAdapter", items: Sequence[WorkIte
 
     spec = InterventionSpec.from_params(dict(items[0].condition.params))
     return AttentionSession(adapter, items, intervention=spec)
+
+
+def _content_swap_condition(adapter: "DiffusionAdapter", items: Sequence[WorkItem]):
+    from ..edits import content_swap, from_params
+
+    return content_swap(adapter.pipe, adapter.family.key_tokenizer_attr,
+                        from_params("content_swap", dict(items[0].condition.params)))
+
+
+def _pe_edit_condition(adapter: "DiffusionAdapter", items: Sequence[WorkItem]):
+    from ..edits import from_params, position_embedding_edit
+
+    return position_embedding_edit(adapter.denoiser, from_params("pe_edit", dict(items[0].condition.params)))
 
 
 def _session_metadata(session, position: int) -> dict[str, Any]:

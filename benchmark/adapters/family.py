@@ -91,7 +91,8 @@ class Family(ABC):
     # "batched_cond_first" (one call on [positive, negative]), "separate_cond_first" (two calls per step,
     # conditional first; also guidance-distilled models that make one call).
     cfg: ClassVar[str] = "batched_uncond_first"
-    default_scheduler: ClassVar[str] = ""        # informative: the scheduler class of the real checkpoint
+    default_scheduler: ClassVar[str] = ""
+    key_tokenizer_attr: ClassVar[str] = "tokenizer"   # the tokenizer whose output becomes text keys        # informative: the scheduler class of the real checkpoint
 
     # ------------------------------------------------------------ structure
     @abstractmethod

@@ -26,6 +26,7 @@ class FluxFamily(Family):
     video = False
     cfg = "separate_cond_first"
     default_scheduler = "FlowMatchEulerDiscreteScheduler"
+    key_tokenizer_attr = "tokenizer_2"
 
     def attention_layers(self, denoiser) -> list[AttentionLayer]:
         layers: list[AttentionLayer] = []
