@@ -136,7 +136,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                "seconds": round(time.monotonic() - t0, 2), "world_size": manifest["world_size"]}
     if args.out and int(os.environ.get("RANK", "0")) == 0:
         summary["manifest"] = str(write_manifest(manifest, args.out, png=args.png))
-    print(json.dumps(summary))
+    # one write per line: under torchrun the ranks share stdout, and print() may split a line in two writes
+    sys.stdout.write(json.dumps(summary) + "\n")
+    sys.stdout.flush()
     return 0
 
 

@@ -1,0 +1,118 @@
+"""Metrics with offline-built random-weight models, through the same code paths as real weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("open_clip")
+pytest.importorskip("lpips")
+
+from benchmark.metrics import MetricCache, MetricUnavailable, load_metric  # noqa: E402
+from benchmark.metrics.clip_score import ClipScore  # noqa: E402
+from benchmark.metrics.fid import fid_from_features, fid_shift, frechet_distance, kid_from_features  # noqa: E402
+from benchmark.metrics.lpips_metric import LPIPSMetric  # noqa: E402
+
+IMAGES = [np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8) for i in range(8)]
+PROMPTS = [f"a {c} circle" for c in ("red", "blue", "green", "yellow")] * 2
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return ClipScore.random(seed=0)
+
+
+def test_clip_scores_shape_batch_invariance_and_determinism(clip):
+    batch = clip.score(IMAGES, PROMPTS)
+    singles = np.concatenate([clip.score([i], [p]) for i, p in zip(IMAGES, PROMPTS)])
+    assert batch.shape == (8,) and np.all(np.abs(batch) <= 1)
+    np.testing.assert_allclose(batch, singles, atol=1e-5)
+    np.testing.assert_array_equal(batch, ClipScore.random(seed=0).score(IMAGES, PROMPTS))
+
+
+def test_clip_loads_a_weight_file_through_open_clip(clip, tmp_path):
+    path = tmp_path / "open_clip_model.pt"
+    torch.save(clip.model.state_dict(), path)
+    loaded = ClipScore.load(weights=str(path))
+    np.testing.assert_allclose(loaded.score(IMAGES[:3], PROMPTS[:3]), clip.score(IMAGES[:3], PROMPTS[:3]), atol=1e-6)
+    assert loaded.identity()["weights_sha256"] != "random-init"
+
+
+def test_metric_cache_rescoring_scores_nothing(clip, tmp_path):
+    cache = MetricCache(tmp_path)
+    first = clip.score(IMAGES, PROMPTS, cache=cache)
+    calls = []
+    original = clip._score_batch
+    clip._score_batch = lambda *a: calls.append(1) or original(*a)
+    try:
+        again = clip.score(IMAGES, PROMPTS, cache=cache)
+    finally:
+        clip._score_batch = original
+    assert not calls and np.array_equal(first, again)
+
+
+def test_lpips_of_an_image_with_itself_is_zero_and_batching_does_not_matter():
+    metric = LPIPSMetric.random(seed=0)
+    np.testing.assert_array_equal(metric.score(IMAGES, IMAGES), np.zeros(8))
+    shuffled = IMAGES[::-1]
+    batch = metric.score(IMAGES, shuffled)
+    singles = np.concatenate([metric.score([a], [b]) for a, b in zip(IMAGES, shuffled)])
+    assert (batch > 0).all()
+    np.testing.assert_allclose(batch, singles, atol=1e-6)
+    with pytest.raises(ValueError, match="one size"):
+        metric.score([IMAGES[0]], [IMAGES[0][:32]])
+
+
+def test_lpips_loads_a_trunk_file_with_weights_only(tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    trunk = tmp_path / "alexnet-owt-7be5be79.pth"
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), trunk)
+    metric = LPIPSMetric.load(trunk=str(trunk))
+    assert metric.score(IMAGES[:2], IMAGES[:2]).tolist() == [0.0, 0.0]
+    assert metric.identity()["trunk_sha256"] != "random-init"
+
+
+def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
+    s1, s2 = rng.uniform(0.5, 2, 5), rng.uniform(0.5, 2, 5)
+    want = ((mu1 - mu2) ** 2).sum() + (s1 + s2 - 2 * np.sqrt(s1 * s2)).sum()
+    assert frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(want, rel=1e-9)
+
+
+def test_fid_and_kid_of_a_set_with_itself_are_about_zero_and_shifts_are_seen():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(400, 8))
+    assert abs(fid_from_features(a, a)) < 1e-6
+    kid_mean, _ = kid_from_features(a, a.copy(), subsets=20, subset_size=200)
+    assert abs(kid_mean) < 0.05
+    b = a + 1.0
+    assert fid_from_features(a, b) == pytest.approx(8.0, rel=1e-6)     # mean shift of 1 in 8 dimensions
+    assert kid_from_features(a, b, subsets=20, subset_size=200)[0] > 0.1
+
+
+def test_fid_shift_warns_below_2048_images():
+    class Features:
+        def __call__(self, images):
+            return np.stack([np.asarray(i, np.float64).reshape(-1)[:16] for i in images])
+
+        def identity(self):
+            return {"extractor": "first 16 pixels (test)"}
+
+    result = fid_shift(IMAGES, IMAGES, Features(), kid_subsets=5)
+    # 8 images, 16 features: a singular covariance, where sqrtm is accurate only to ~1e-3 of a trace ~1e5
+    assert abs(result["fid"]) < 1e-2 and "rank-deficient" in result["warning"]
+    assert result["features"] == {"extractor": "first 16 pixels (test)"}
+
+
+@pytest.mark.parametrize("name, needle", [
+    ("clip_t", "SINKBENCH_CLIP_WEIGHTS"), ("lpips", "alexnet-owt-7be5be79.pth"),
+    ("fid", "pt_inception-2015-12-05-6726825d.pth"), ("hpsv2", "HPS-v2"), ("image_reward", "side environment")])
+def test_missing_weights_say_what_to_get_and_where(name, needle, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for var in ("SINKBENCH_CLIP_WEIGHTS", "SINKBENCH_LPIPS_TRUNK", "SINKBENCH_FID_INCEPTION"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(MetricUnavailable, match=needle):
+        load_metric(name)
