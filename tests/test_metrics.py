@@ -38,6 +38,17 @@ def test_clip_loads_a_weight_file_through_open_clip(clip, tmp_path):
     assert loaded.identity()["weights_sha256"] != "random-init"
 
 
+def test_hps_loads_an_hps_style_checkpoint_through_the_same_path(clip, tmp_path):
+    """HPS checkpoints are {"state_dict": ...}; a ViT-B-32 stand-in replaces ViT-H-14 to stay small."""
+    from benchmark.metrics.clip_score import HPSv2
+
+    path = tmp_path / "HPS_v2.1_compressed.pt"
+    torch.save({"state_dict": clip.model.state_dict()}, path)
+    hps = HPSv2.load(weights=str(path), model_name="ViT-B-32")
+    np.testing.assert_allclose(hps.score(IMAGES[:2], PROMPTS[:2]), clip.score(IMAGES[:2], PROMPTS[:2]), atol=1e-6)
+    assert hps.identity()["hps_version"] == "v2.1" and hps.name == "hpsv2"
+
+
 def test_metric_cache_rescoring_scores_nothing(clip, tmp_path):
     cache = MetricCache(tmp_path)
     first = clip.score(IMAGES, PROMPTS, cache=cache)
@@ -107,7 +118,8 @@ def test_fid_shift_warns_below_2048_images():
 
 @pytest.mark.parametrize("name, needle", [
     ("clip_t", "SINKBENCH_CLIP_WEIGHTS"), ("lpips", "alexnet-owt-7be5be79.pth"),
-    ("fid", "pt_inception-2015-12-05-6726825d.pth"), ("hpsv2", "HPS-v2"), ("image_reward", "side environment")])
+    ("fid", "pt_inception-2015-12-05-6726825d.pth"), ("hpsv2", "HPS_v2.1_compressed.pt.*xswu/HPSv2"),
+    ("image_reward", "side environment"), ("vqa", "hf download Salesforce/blip2-opt-2.7b")])
 def test_missing_weights_say_what_to_get_and_where(name, needle, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
@@ -116,3 +128,21 @@ def test_missing_weights_say_what_to_get_and_where(name, needle, tmp_path, monke
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(MetricUnavailable, match=needle):
         load_metric(name)
+
+
+def test_vqa_score_averages_p_yes_over_questions_and_names_the_judge():
+    from benchmark.metrics.vqa import VQAScore
+
+    class Judge:   # planted: says yes with probability = mean pixel / 255
+        def identity(self):
+            return {"judge": "planted"}
+
+        def p_yes(self, images, questions):
+            return np.array([np.asarray(i).mean() / 255 for i in images])
+
+    bright = np.full((8, 8, 3), 255, np.uint8)
+    dark = np.zeros((8, 8, 3), np.uint8)
+    metric = VQAScore(Judge(), paper_judge="GPT-4o")
+    scores = metric.score([bright, dark, bright], ["a sun", ["is it night?", "is it dark?"], ["q1", "q2"]])
+    np.testing.assert_allclose(scores, [1.0, 0.0, 1.0])
+    assert "not a replication" in metric.identity()["note"]

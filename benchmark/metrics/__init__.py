@@ -1,9 +1,11 @@
 """The papers' metrics behind one interface (benchmark.metrics.base.Metric), with offline weight resolution.
 
     clip_t   CLIP-T, open_clip (default ViT-B-32 'openai', raw cosine)          clip_score.ClipScore
+    hpsv2    HPS-v2.0 / v2.1 (open_clip ViT-H-14 + the HPS checkpoint)          clip_score.HPSv2
     lpips    LPIPS between paired images (AlexNet trunk by default)            lpips_metric.LPIPSMetric
     fid      FID_shift and KID between two sets (pytorch-fid InceptionV3)      fid.fid_shift / InceptionFeatures
-Not yet here (claims that need them are SKIPPED saying so): HPS-v2, ImageReward (side environment), VQA.
+    vqa      VQA alignment: mean P(yes) of a judge (BLIP-2 by default)             vqa.VQAScore
+Not yet here (claims that need it are SKIPPED saying so): ImageReward (side environment).
 """
 from __future__ import annotations
 
@@ -12,9 +14,7 @@ from typing import Any
 from .base import Metric, MetricCache, MetricUnavailable, WeightFile
 
 PENDING = {
-    "hpsv2": "HPS-v2 has no SinkBench adapter yet (hpsv2 installed without its pins; issue 6)",
     "image_reward": "ImageReward needs its side environment (`sinkbench env create imagereward`), not built yet (issue 6)",
-    "vqa": "the VQA judge (BLIP2-VQA / TIIF-style yes-no) has no SinkBench adapter yet (issue 6)",
 }
 
 
@@ -24,6 +24,15 @@ def load_metric(name: str, **options: Any):
         from .clip_score import ClipScore
 
         return ClipScore.load(**options)
+    if name == "hpsv2":
+        from .clip_score import HPSv2
+
+        return HPSv2.load(**options)
+    if name == "vqa":
+        from .vqa import Blip2Judge, VQAScore
+
+        judge_options = {k: options.pop(k) for k in ("model_id", "device") if k in options}
+        return VQAScore(Blip2Judge.load(**judge_options), **options)
     if name == "lpips":
         from .lpips_metric import LPIPSMetric
 
@@ -34,7 +43,7 @@ def load_metric(name: str, **options: Any):
         return InceptionFeatures.load(**options)
     if name in PENDING:
         raise MetricUnavailable(PENDING[name])
-    raise KeyError(f"unknown metric {name!r}; known: clip_t, lpips, fid, {', '.join(PENDING)}")
+    raise KeyError(f"unknown metric {name!r}; known: clip_t, hpsv2, lpips, fid, vqa, {', '.join(PENDING)}")
 
 
 __all__ = ["Metric", "MetricCache", "MetricUnavailable", "WeightFile", "load_metric", "PENDING"]

@@ -78,4 +78,46 @@ class ClipScore(Metric):
         return (image_features * text_features).sum(dim=-1).cpu().numpy()
 
 
-__all__ = ["ClipScore", "clip_weight_file", "to_float_batch"]
+HPS_FILES = {"v2.0": "HPS_v2_compressed.pt", "v2.1": "HPS_v2.1_compressed.pt"}
+HPS_REPO = "xswu/HPSv2"
+
+
+class HPSv2(ClipScore):
+    """HPS-v2 (v2.0 / v2.1): an open_clip ViT-H-14 fine-tuned on human preferences; the score is the cosine
+    of its image and text embeddings (as hpsv2's own scorer computes it, without logit scaling).
+
+    Built with open_clip directly from the HPS checkpoint rather than through the hpsv2 package, which pins
+    pytest==7.2.0 and protobuf<4, lacks its BPE vocabulary in the wheel and reloads the checkpoint on every
+    call (../shared/DESIGN.md): same architecture, same weights, same preprocessing (open_clip's eval
+    transform at 224), one model load."""
+
+    name = "hpsv2"
+
+    def __init__(self, *args, version: str = "v2.1", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.version = version
+
+    @classmethod
+    def load(cls, version: str = "v2.1", weights: str | None = None, device: str = "cpu",
+             model_name: str = "ViT-H-14") -> "HPSv2":
+        """`model_name` other than ViT-H-14 only for tests with a smaller stand-in checkpoint."""
+        try:
+            import open_clip
+        except ImportError as exc:
+            raise MetricUnavailable(f"HPS-v2 needs open_clip: pip install 'sinkbench[metrics]' ({exc})") from exc
+        if version not in HPS_FILES:
+            raise ValueError(f"HPS version {version!r} is not one of {sorted(HPS_FILES)}")
+        file = HPS_FILES[version]
+        cached = hf_cached_file(HPS_REPO, file)
+        path = WeightFile(file, "SINKBENCH_HPS_WEIGHTS", f"the Hugging Face hub repository {HPS_REPO} ({file})",
+                          (cached,) if cached else ()).resolve(weights)
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=str(path), device=device)
+        return cls(model, preprocess, open_clip.get_tokenizer(model_name), model_name=model_name,
+                   pretrained=f"HPS {version}", weights=path, device=device, version=version)
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "metric": self.name, "hps_version": self.version,
+                "implementation": "open_clip model + HPS checkpoint (not the hpsv2 package)"}
+
+
+__all__ = ["ClipScore", "HPSv2", "clip_weight_file", "to_float_batch"]
