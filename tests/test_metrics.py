@@ -46,7 +46,7 @@ def test_hps_loads_an_hps_style_checkpoint_through_the_same_path(clip, tmp_path)
     torch.save({"state_dict": clip.model.state_dict()}, path)
     hps = HPSv2.load(weights=str(path), model_name="ViT-B-32")
     np.testing.assert_allclose(hps.score(IMAGES[:2], PROMPTS[:2]), clip.score(IMAGES[:2], PROMPTS[:2]), atol=1e-6)
-    assert hps.identity()["hps_version"] == "v2.1" and hps.name == "hpsv2"
+    assert hps.identity()["hps_version"] == "v2.1" and hps.name == "hps_v2"
 
 
 def test_metric_cache_rescoring_scores_nothing(clip, tmp_path):
@@ -118,8 +118,8 @@ def test_fid_shift_warns_below_2048_images():
 
 @pytest.mark.parametrize("name, needle", [
     ("clip_t", "SINKBENCH_CLIP_WEIGHTS"), ("lpips", "alexnet-owt-7be5be79.pth"),
-    ("fid", "pt_inception-2015-12-05-6726825d.pth"), ("hpsv2", "HPS_v2.1_compressed.pt.*xswu/HPSv2"),
-    ("image_reward", "side environment"), ("vqa", "hf download Salesforce/blip2-opt-2.7b")])
+    ("fid", "pt_inception-2015-12-05-6726825d.pth"), ("hps_v2", "HPS_v2.1_compressed.pt.*xswu/HPSv2"),
+    ("image_reward", "side environment"), ("aesthetics", "aesthetics"), ("kid", "pt_inception"), ("vqa_blip2", "hf download Salesforce/blip2-opt-2.7b")])
 def test_missing_weights_say_what_to_get_and_where(name, needle, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))

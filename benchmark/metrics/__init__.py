@@ -1,10 +1,10 @@
 """The papers' metrics behind one interface (benchmark.metrics.base.Metric), with offline weight resolution.
 
     clip_t   CLIP-T, open_clip (default ViT-B-32 'openai', raw cosine)          clip_score.ClipScore
-    hpsv2    HPS-v2.0 / v2.1 (open_clip ViT-H-14 + the HPS checkpoint)          clip_score.HPSv2
+    hps_v2   HPS-v2.0 / v2.1 (open_clip ViT-H-14 + the HPS checkpoint)          clip_score.HPSv2
     lpips    LPIPS between paired images (AlexNet trunk by default)            lpips_metric.LPIPSMetric
-    fid      FID_shift and KID between two sets (pytorch-fid InceptionV3)      fid.fid_shift / InceptionFeatures
-    vqa      VQA alignment: mean P(yes) of a judge (BLIP-2 by default)             vqa.VQAScore
+    fid/kid  FID_shift and KID between two sets (pytorch-fid InceptionV3)      fid.fid_shift / InceptionFeatures
+    vqa_*    VQA alignment: mean P(yes) of a judge (BLIP-2 by default)             vqa.VQAScore
 Not yet here (claims that need it are SKIPPED saying so): ImageReward (side environment).
 """
 from __future__ import annotations
@@ -13,7 +13,10 @@ from typing import Any
 
 from .base import Metric, MetricCache, MetricUnavailable, WeightFile
 
+# The spec vocabulary (benchmark.claims.METRICS) is canonical; these are accepted too.
+ALIASES = {"hpsv2": "hps_v2", "vqa": "vqa_blip2", "imagereward": "image_reward"}
 PENDING = {
+    "aesthetics": "the aesthetics predictor (paper B) has no SinkBench adapter yet (issue 6)",
     "image_reward": "ImageReward needs its side environment (`sinkbench env create imagereward`), not built yet (issue 6)",
 }
 
@@ -24,11 +27,12 @@ def load_metric(name: str, **options: Any):
         from .clip_score import ClipScore
 
         return ClipScore.load(**options)
-    if name == "hpsv2":
+    name = ALIASES.get(name, name)
+    if name == "hps_v2":
         from .clip_score import HPSv2
 
         return HPSv2.load(**options)
-    if name == "vqa":
+    if name in ("vqa_blip2", "vqa_judge"):
         from .vqa import Blip2Judge, VQAScore
 
         judge_options = {k: options.pop(k) for k in ("model_id", "device") if k in options}
@@ -37,13 +41,14 @@ def load_metric(name: str, **options: Any):
         from .lpips_metric import LPIPSMetric
 
         return LPIPSMetric.load(**options)
-    if name == "fid":
+    if name in ("fid", "kid"):
         from .fid import InceptionFeatures
 
         return InceptionFeatures.load(**options)
     if name in PENDING:
         raise MetricUnavailable(PENDING[name])
-    raise KeyError(f"unknown metric {name!r}; known: clip_t, hpsv2, lpips, fid, vqa, {', '.join(PENDING)}")
+    raise KeyError(f"unknown metric {name!r}; known: clip_t, hps_v2, lpips, fid, kid, vqa_blip2, vqa_judge, "
+                   f"{', '.join(PENDING)}")
 
 
 __all__ = ["Metric", "MetricCache", "MetricUnavailable", "WeightFile", "load_metric", "PENDING"]

@@ -91,7 +91,7 @@ class HPSv2(ClipScore):
     call (../shared/DESIGN.md): same architecture, same weights, same preprocessing (open_clip's eval
     transform at 224), one model load."""
 
-    name = "hpsv2"
+    name = "hps_v2"
 
     def __init__(self, *args, version: str = "v2.1", **kwargs):
         super().__init__(*args, **kwargs)
