@@ -1,0 +1,225 @@
+"""Train SinkBench's model organisms on the procedural shapes domain (runs on one GPU, a few minutes).
+
+    python models/organism/train.py --arch rope --out models/organism/rope      # FluxPipeline organism
+    python models/organism/train.py --arch abspe --out models/organism/abspe    # StableDiffusion3Pipeline organism
+
+Each organism is a complete diffusers pipeline of the real classes, so it loads through the same adapter as a
+real checkpoint and every probe and intervention applies unchanged: a small AutoencoderKL (2x, 4 latent
+channels, trained first on the domain), CLIP and T5 text encoders with SinkBench's offline tokenizers (trained
+jointly with the denoiser; T5 pads with <pad> after </s> to max_sequence_length, as in FLUX), and a
+FluxTransformer2DModel (RoPE, joint attention, double + single stream) or an SD3Transformer2DModel (absolute
+position embedding). Training is rectified flow (x_t = (1 - t) x_0 + t noise, target noise - x_0) with 10% empty
+captions for classifier-free guidance. Deterministic from --seed. Writes the pipeline, training.json (config,
+loss curve, detector scores of generated images per tag) and samples.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmark.organism.dataset import TAGS, make_sample  # noqa: E402
+from benchmark.organism.detector import accuracy_by_tag  # noqa: E402
+from benchmark.tiny.components import clip_text_config, t5_encoder  # noqa: E402
+from benchmark.tiny.tokenizers import clip_tokenizer, t5_tokenizer  # noqa: E402
+
+MAX_SEQUENCE_LENGTH = 32
+LATENT_CHANNELS = 4
+
+
+def dataset(seed: int, n: int, start: int = 0):
+    items = [make_sample(seed, i) for i in range(start, start + n)]
+    images = torch.from_numpy(np.stack([s.image for s in items])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return items, images, [s.caption for s in items]
+
+
+def build_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+                         up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(32, 64), layers_per_block=1,
+                         latent_channels=LATENT_CHANNELS, norm_num_groups=32, sample_size=32,
+                         use_quant_conv=False, use_post_quant_conv=False)
+
+
+def train_vae(images, device, steps: int, batch: int, log):
+    vae = build_vae().to(device).train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(1)
+    for step in range(steps):
+        x = images[torch.randint(0, len(images), (batch,), generator=g)].to(device)
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        kl = posterior.kl().mean() / x[0].numel()
+        loss = F.mse_loss(recon, x) + 1e-4 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 200 == 0 or step == steps - 1:
+            log("vae", step, float(loss))
+    vae.eval()
+    with torch.no_grad():
+        z = torch.cat([vae.encode(images[i:i + 512].to(device)).latent_dist.mode() for i in range(0, min(4096, len(images)), 512)])
+    vae.register_to_config(scaling_factor=float(1.0 / z.std()), shift_factor=float(z.mean()))
+    return vae
+
+
+def build_pipeline(arch: str, vae):
+    from diffusers import (FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel,
+                           SD3Transformer2DModel, StableDiffusion3Pipeline)
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False)
+    t5_tok = t5_tokenizer(model_max_length=512)
+    t5 = t5_encoder(t5_tok, d_model=128)
+    if arch == "rope":
+        clip_tok = clip_tokenizer()
+        clip = CLIPTextModel(clip_text_config(clip_tok, 64)).eval()
+        transformer = FluxTransformer2DModel(
+            patch_size=1, in_channels=4 * LATENT_CHANNELS, num_layers=4, num_single_layers=6, attention_head_dim=32,
+            num_attention_heads=4, joint_attention_dim=128, pooled_projection_dim=64, guidance_embeds=False,
+            axes_dims_rope=(8, 12, 12))
+        return FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=clip, tokenizer=clip_tok, text_encoder_2=t5,
+                            tokenizer_2=t5_tok, transformer=transformer)
+    clip_tok, clip_tok_2 = clip_tokenizer(), clip_tokenizer(pad_token="!")
+    clip = CLIPTextModelWithProjection(clip_text_config(clip_tok, 32)).eval()
+    clip_2 = CLIPTextModelWithProjection(clip_text_config(clip_tok_2, 32, act="gelu")).eval()
+    transformer = SD3Transformer2DModel(
+        sample_size=16, patch_size=2, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS, num_layers=8,
+        attention_head_dim=32, num_attention_heads=4, joint_attention_dim=128, caption_projection_dim=128,
+        pooled_projection_dim=64, pos_embed_max_size=16, qk_norm=None)
+    return StableDiffusion3Pipeline(transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=clip,
+                                    tokenizer=clip_tok, text_encoder_2=clip_2, tokenizer_2=clip_tok_2,
+                                    text_encoder_3=t5, tokenizer_3=t5_tok)
+
+
+def encode(pipe, arch: str, captions, device):
+    if arch == "rope":
+        embeds, pooled, text_ids = pipe.encode_prompt(captions, None, device=device,
+                                                      max_sequence_length=MAX_SEQUENCE_LENGTH)
+        return embeds, pooled, text_ids
+    embeds, _, pooled, _ = pipe.encode_prompt(captions, None, None, device=device, do_classifier_free_guidance=False,
+                                              max_sequence_length=MAX_SEQUENCE_LENGTH)
+    return embeds, pooled, None
+
+
+def denoise(pipe, arch: str, latents, t, embeds, pooled, text_ids):
+    b, c, h, w = latents.shape
+    if arch == "rope":
+        packed = pipe._pack_latents(latents, b, c, h, w)
+        image_ids = pipe._prepare_latent_image_ids(b, h // 2, w // 2, latents.device, latents.dtype)
+        out = pipe.transformer(hidden_states=packed, timestep=t, pooled_projections=pooled,
+                               encoder_hidden_states=embeds, txt_ids=text_ids, img_ids=image_ids,
+                               return_dict=False)[0]
+        return pipe._unpack_latents(out, h * pipe.vae_scale_factor, w * pipe.vae_scale_factor, pipe.vae_scale_factor)
+    return pipe.transformer(hidden_states=latents, timestep=t * 1000, encoder_hidden_states=embeds,
+                            pooled_projections=pooled, return_dict=False)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", choices=["rope", "abspe"], required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--vae-steps", type=int, default=1500)
+    parser.add_argument("--train-size", type=int, default=40000)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-per-tag", type=int, default=64)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    history = []
+    t0 = time.time()
+
+    def log(phase, step, loss):
+        history.append({"phase": phase, "step": step, "loss": loss, "seconds": round(time.time() - t0, 1)})
+        print(f"{phase} step {step} loss {loss:.4f} ({time.time() - t0:.0f} s)", flush=True)
+
+    items, images, captions = dataset(args.seed, args.train_size)
+    vae = train_vae(images, device, args.vae_steps, 128, log)
+    pipe = build_pipeline(args.arch, vae.cpu()).to(device)
+    pipe.vae.requires_grad_(False)
+    with torch.no_grad():
+        latents_all = torch.cat([(pipe.vae.encode(images[i:i + 1024].to(device)).latent_dist.mode()
+                                  - pipe.vae.config.shift_factor) * pipe.vae.config.scaling_factor
+                                 for i in range(0, len(images), 1024)])
+    modules = [pipe.transformer, pipe.text_encoder, pipe.text_encoder_2] + \
+              ([pipe.text_encoder_3] if args.arch == "abspe" else [])
+    params = [p for m in modules for p in m.parameters()]
+    for m in modules:
+        m.train()
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 200) *
+                                              0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    g = torch.Generator().manual_seed(args.seed + 1)
+    for step in range(args.steps):
+        idx = torch.randint(0, len(images), (args.batch,), generator=g)
+        x0 = latents_all[idx.to(device)]
+        batch_captions = ["" if torch.rand((), generator=g) < 0.1 else captions[i] for i in idx.tolist()]
+        embeds, pooled, text_ids = encode(pipe, args.arch, batch_captions, device)
+        t = torch.rand(args.batch, generator=g).to(device)
+        noise = torch.randn(x0.shape, generator=g).to(device)
+        xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
+        pred = denoise(pipe, args.arch, xt, t, embeds, pooled, text_ids)
+        loss = F.mse_loss(pred.float(), (noise - x0).float())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        if step % 200 == 0 or step == args.steps - 1:
+            log("denoiser", step, float(loss))
+    for m in modules:
+        m.eval()
+
+    # evaluation: generate held-out captions per tag at 20 steps and score them with the detector
+    pipe.set_progress_bar_config(disable=True)
+    held_out = [make_sample(args.seed + 999, i, tag=tag) for tag in TAGS for i in range(args.eval_per_tag)]
+    generated = []
+    with torch.no_grad():
+        for i in range(0, len(held_out), 64):
+            chunk = held_out[i:i + 64]
+            gens = [torch.Generator("cpu").manual_seed(1000 + i + j) for j in range(len(chunk))]
+            kwargs = dict(num_inference_steps=20, height=32, width=32, max_sequence_length=MAX_SEQUENCE_LENGTH,
+                          output_type="np", generator=gens)
+            if args.arch == "rope":
+                kwargs.update(true_cfg_scale=4.0, negative_prompt=[""] * len(chunk))
+            else:
+                kwargs.update(guidance_scale=4.0)
+            images_np = pipe([s.caption for s in chunk], **kwargs).images
+            generated += [np.clip(np.rint(a * 255), 0, 255).astype(np.uint8) for a in images_np]
+    scores = accuracy_by_tag(held_out, generated)
+    print("detector accuracy of generated images:", json.dumps(scores), flush=True)
+    pipe.to("cpu")
+    pipe.save_pretrained(out, safe_serialization=True)
+    per_row = min(8, args.eval_per_tag)
+    grid = np.concatenate([np.concatenate(generated[r * args.eval_per_tag:r * args.eval_per_tag + per_row], axis=1)
+                           for r in range(len(TAGS))], axis=0)      # one row per tag, in TAGS order
+    from PIL import Image
+
+    Image.fromarray(grid).resize((grid.shape[1] * 4, grid.shape[0] * 4), Image.NEAREST).save(out / "samples.png")
+    n_params = {name: sum(p.numel() for p in m.parameters()) for name, m in
+                (("transformer", pipe.transformer), ("text_encoder", pipe.text_encoder),
+                 ("text_encoder_2", pipe.text_encoder_2), ("vae", pipe.vae))}
+    (out / "training.json").write_text(json.dumps({
+        "arch": args.arch, "args": vars(args), "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+        "torch": torch.__version__, "parameters": n_params, "seconds": round(time.time() - t0, 1),
+        "generated_detector_accuracy": scores, "eval": "20 steps, guidance 4.0, 64 held-out captions per tag",
+        "history": history}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
