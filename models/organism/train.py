@@ -65,7 +65,7 @@ def train_vae(images, device, steps: int, batch: int, log):
         loss.backward()
         opt.step()
         if step % 200 == 0 or step == steps - 1:
-            log("vae", step, float(loss))
+            log("vae", step, loss.item())
     vae.eval()
     with torch.no_grad():
         z = torch.cat([vae.encode(images[i:i + 512].to(device)).latent_dist.mode() for i in range(0, min(4096, len(images)), 512)])
@@ -181,7 +181,7 @@ def main() -> None:
         opt.step()
         sched.step()
         if step % 200 == 0 or step == args.steps - 1:
-            log("denoiser", step, float(loss))
+            log("denoiser", step, loss.item())
     for m in modules:
         m.eval()
 
