@@ -234,3 +234,23 @@ def test_concentration_measures():
     np.testing.assert_allclose(top_concentration(mass, 2), [0.7, 0.6])
     assert index0_overlap(mass) == 0.5
     np.testing.assert_allclose(ratio_x_uniform(mass)[0, 0], 3.6)
+
+
+def test_pre_rope_logits_equal_post_rope_for_keys_at_position_zero(adapters):
+    """FLUX gives text tokens position ids 0, where RoPE is the identity: text-query x text-key logits are
+    the same before and after RoPE, while image keys (rotated) differ. A planted truth for the pre-RoPE probe."""
+    adapter = adapters("flux")
+    _, session = adapter.measure(ITEM, probe=ProbeSpec(stats=("logit_mean", "logit_mean_pre_rope"), queries="text"))
+    text = adapter.segment(ITEM[0].prompt, adapter.attention_layers()[0]).modality == 0
+    for record in session.records.values():
+        np.testing.assert_allclose(record["logit_mean_pre_rope"][text], record["logit_mean"][text], atol=1e-5)
+        assert not np.allclose(record["logit_mean_pre_rope"][~text], record["logit_mean"][~text], atol=1e-5)
+
+
+def test_rope_band_energy_groups_adjacent_pairs_per_axis():
+    from benchmark.probe.analysis import rope_band_energy
+
+    energy = np.arange(12, dtype=float)                 # axes (4, 8): pairs (0,1),(2,3) | (4,5),(6,7),...
+    first, second = rope_band_energy(energy, (4, 8))
+    np.testing.assert_array_equal(first, [1, 5])
+    np.testing.assert_array_equal(second, [9, 13, 17, 21])

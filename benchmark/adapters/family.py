@@ -92,7 +92,8 @@ class Family(ABC):
     # conditional first; also guidance-distilled models that make one call).
     cfg: ClassVar[str] = "batched_uncond_first"
     default_scheduler: ClassVar[str] = ""
-    key_tokenizer_attr: ClassVar[str] = "tokenizer"   # the tokenizer whose output becomes text keys        # informative: the scheduler class of the real checkpoint
+    key_tokenizer_attr: ClassVar[str] = "tokenizer"   # the tokenizer whose output becomes text keys
+    joint_text_first: ClassVar[bool] = True           # joint sequence [text, image] (FLUX, Qwen) or [image, text] (SD3)        # informative: the scheduler class of the real checkpoint
 
     # ------------------------------------------------------------ structure
     @abstractmethod

@@ -138,3 +138,21 @@ def ratio_x_uniform(mass: np.ndarray) -> np.ndarray:
     """mu_j x N / sum(mu): 1 is a uniform share."""
     mass = np.asarray(mass, dtype=np.float64)
     return mass * mass.shape[-1] / mass.sum(axis=-1, keepdims=True)
+
+
+def rope_band_energy(channel_energy: np.ndarray, axes_dims: Sequence[int]) -> list[np.ndarray]:
+    """Key channel energy grouped by RoPE frequency, per position axis.
+
+    RoPE as diffusers applies it (FLUX, Qwen-Image: axes concatenated along the head dimension, channels
+    rotated in adjacent pairs 2i, 2i+1 at frequency theta^(-2i/d_axis)): returns, for each axis, the energy of
+    each rotated pair, from the highest frequency (i = 0) to the lowest. `channel_energy` is (..., D) with
+    D = sum(axes_dims)."""
+    energy = np.asarray(channel_energy, dtype=np.float64)
+    if energy.shape[-1] != sum(axes_dims) or any(d % 2 for d in axes_dims):
+        raise AnalysisError(f"channel energy of width {energy.shape[-1]} does not split into RoPE axes {list(axes_dims)}")
+    bands, start = [], 0
+    for d in axes_dims:
+        chunk = energy[..., start:start + d]
+        bands.append(chunk.reshape(*chunk.shape[:-1], d // 2, 2).sum(axis=-1))
+        start += d
+    return bands

@@ -27,7 +27,10 @@ from .math import attention_stats, selected_log_mass
 # mass, entropy, key/value norms, the mean logit q.k*scale each key gets (after QK-norm and RoPE), the
 # per-channel energy k^2 of the top-5 keys and of all keys (for RoPE frequency bands), and the hidden-state
 # magnitudes per token at the output of every block (massive activations).
-STATS = ("mass", "entropy", "key_norm", "value_norm", "logit_mean", "key_energy", "activation")
+STATS = ("mass", "entropy", "key_norm", "value_norm", "logit_mean", "logit_mean_pre_rope", "key_energy", "activation")
+# Submodules whose outputs are q and k after QK-norm and before RoPE; "added" ones hold the text stream of
+# double-stream blocks (joined to the image stream in the family's order, Family.joint_text_first).
+PRE_ROPE_MODULES = ("norm_q", "norm_k", "norm_added_q", "norm_added_k")
 TOP_ENERGY_KEYS = 5
 QUERY_SETS = ("auto", "all", "image", "text")
 TEXT = MODALITIES.index("text")
@@ -86,6 +89,7 @@ class AttentionSession:
         self._random_cache: dict[tuple, torch.Tensor] = {}
         self._per_call_draws = 0
         self.activations: dict[tuple[int, int, int, str], dict[str, Any]] = {}
+        self._pre_rope: dict[tuple[int, str], torch.Tensor] = {}
         self._block_calls_this_step: dict[int, int] = defaultdict(int)
 
     # ------------------------------------------------------------ installing
@@ -105,9 +109,46 @@ class AttentionSession:
         if self.probe is not None and "activation" in self.probe.stats:
             for index, (name, block) in enumerate(_blocks_of(self.adapter.denoiser, self.layers)):
                 self._block_handles.append(block.register_forward_hook(self._activation_hook(index, name)))
+        if self.probe is not None and "logit_mean_pre_rope" in self.probe.stats:
+            for layer in self._needed_layers():
+                for attr in PRE_ROPE_MODULES:
+                    sub = getattr(layer.module, attr, None)
+                    if isinstance(sub, torch.nn.Module):
+                        self._block_handles.append(sub.register_forward_hook(self._pre_rope_hook(layer.index, attr)))
         self._hooks = attention_hooks(self._needed_layers(), self._on_attention)
         self._hooks.__enter__()
         return self
+
+    def _pre_rope_hook(self, layer_index: int, attr: str):
+        def hook(module, args, output):
+            if isinstance(output, torch.Tensor):
+                self._pre_rope[(layer_index, attr)] = output.detach()
+            return None
+        return hook
+
+    def _pre_rope_qk(self, call: AttentionCall):
+        """(q, k) in (B, H, N, D) before RoPE for this call, or None when they cannot be assembled."""
+        parts = {attr: self._pre_rope.pop((call.layer.index, attr), None) for attr in PRE_ROPE_MODULES}
+        heads, dim = call.query.shape[1], call.query.shape[-1]
+
+        def heads_first(t):
+            if t is None:
+                return None
+            if t.dim() == 3:                       # (B, N, H*D): QK-norm across heads (Wan, LTX)
+                t = t.unflatten(-1, (-1, dim))
+            return t.transpose(1, 2) if t.shape[2] == heads else t   # (B, N, H, D) -> (B, H, N, D)
+
+        q, k = heads_first(parts["norm_q"]), heads_first(parts["norm_k"])
+        aq, ak = heads_first(parts["norm_added_q"]), heads_first(parts["norm_added_k"])
+        if q is None or k is None:
+            return None
+        if aq is not None and ak is not None:
+            text_first = getattr(self.adapter.family, "joint_text_first", True)
+            q = torch.cat([aq, q] if text_first else [q, aq], dim=2)
+            k = torch.cat([ak, k] if text_first else [k, ak], dim=2)
+        if q.shape != call.query.shape or k.shape != call.key.shape:
+            return None
+        return q, k
 
     def __exit__(self, *exc) -> None:
         try:
@@ -285,6 +326,7 @@ class AttentionSession:
     # ------------------------------------------------------------ probes
     def _record(self, call: AttentionCall, rows: list[_Row], step: int, bias) -> None:
         probe = self.probe
+        pre_rope = self._pre_rope_qk(call) if "logit_mean_pre_rope" in probe.stats else None
         for row in rows:
             if not probe.covers(call.layer.index, step, row.branch):
                 continue
@@ -302,6 +344,10 @@ class AttentionSession:
             if "logit_mean" in probe.stats:
                 out["logit_mean"] = _mean_logit(q, k, call.scale, self._query_rows(row, call.layer, probe.queries,
                                                                                     q.shape[-2]), probe.chunk)
+            if pre_rope is not None:
+                out["logit_mean_pre_rope"] = _mean_logit(
+                    pre_rope[0][row.row:row.row + 1], pre_rope[1][row.row:row.row + 1], call.scale,
+                    self._query_rows(row, call.layer, probe.queries, q.shape[-2]), probe.chunk)
             if "key_energy" in probe.stats:
                 energy = k[0].float().pow(2).mean(dim=0)                     # (N, D), head-averaged
                 mass = out.get("mass")

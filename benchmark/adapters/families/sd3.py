@@ -28,6 +28,7 @@ class SD3Family(Family):
     cfg = "batched_uncond_first"
     default_scheduler = "FlowMatchEulerDiscreteScheduler"
     key_tokenizer_attr = "tokenizer_3"
+    joint_text_first = False
 
     def attention_layers(self, denoiser) -> list[AttentionLayer]:
         """Per block: the joint attn, then (SD3.5 dual-attention blocks only) the image-only attn2."""
