@@ -53,6 +53,31 @@ class AttentionStats:
         return self.mass.mean(dim=1)
 
 
+def chunked_logits(q: torch.Tensor, k: torch.Tensor, *, attn_mask=None, scale: float | None = None,
+                   bias: torch.Tensor | None = None, query_rows: torch.Tensor | None = None, chunk: int = 1024):
+    """Yield the fp32 logits (+ mask + bias) of `chunk` chosen queries at a time: (B, H, c, Nk).
+    The one place the statistics below build logits; GQA keys are repeated to the query heads."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    if k.shape[1] != q.shape[1]:
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+    nq = q.shape[-2]
+    rows = torch.arange(nq, device=q.device) if query_rows is None else query_rows.to(q.device)
+    mask = additive_mask(attn_mask)
+    for start in range(0, rows.numel(), chunk):
+        idx = rows[start:start + chunk]
+        logits = _logits(q[..., idx, :], k, scale)
+        if mask is not None:
+            logits = logits + _rows(mask, idx, nq)
+        if bias is not None:
+            logits = logits + _rows(bias.float(), idx, nq)
+        yield logits
+
+
+def _n_rows(q: torch.Tensor, query_rows: torch.Tensor | None) -> int:
+    return int(q.shape[-2] if query_rows is None else query_rows.numel())
+
+
 def attention_stats(q: torch.Tensor, k: torch.Tensor, *, attn_mask: torch.Tensor | None = None,
                     scale: float | None = None, bias: torch.Tensor | None = None,
                     query_rows: torch.Tensor | None = None, chunk: int = 1024,
@@ -62,31 +87,18 @@ def attention_stats(q: torch.Tensor, k: torch.Tensor, *, attn_mask: torch.Tensor
     q: (B, H, Nq, D), k: (B, H, Nk, D) (k may have fewer heads for GQA: it is repeated). `attn_mask` as SDPA
     takes it; `bias` an extra additive logit bias broadcastable to (B, H, Nq, Nk) (e.g. an intervention's
     log eta); `query_rows` the query indices to average over (e.g. the image queries, as paper A)."""
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
-    if k.shape[1] != q.shape[1]:
-        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
-    nq = q.shape[-2]
-    rows = torch.arange(nq, device=q.device) if query_rows is None else query_rows.to(q.device)
-    mask = additive_mask(attn_mask)
-    b, h, nk = q.shape[0], q.shape[1], k.shape[-2]
-    mass = torch.zeros((b, h, nk), dtype=torch.float32, device=q.device)
+    mass = torch.zeros((q.shape[0], q.shape[1], k.shape[-2]), dtype=torch.float32, device=q.device)
     entropies = []
-    for start in range(0, rows.numel(), chunk):
-        idx = rows[start:start + chunk]
-        logits = _logits(q[..., idx, :], k, scale)
-        if mask is not None:
-            logits = logits + _rows(mask, idx, nq)
-        if bias is not None:
-            logits = logits + _rows(bias.float(), idx, nq)
+    for logits in chunked_logits(q, k, attn_mask=attn_mask, scale=scale, bias=bias, query_rows=query_rows,
+                                 chunk=chunk):
         probs = torch.softmax(logits, dim=-1)
         mass += probs.sum(dim=-2)
         if entropy:
             entropies.append(-(probs * probs.clamp_min(ENTROPY_FLOOR).log()).sum(dim=-1))
         del logits, probs
-    n = max(int(rows.numel()), 1)
-    return AttentionStats(mass=mass / n, entropy=torch.cat(entropies, dim=-1) if entropies else None,
-                          n_queries=int(rows.numel()))
+    n = _n_rows(q, query_rows)
+    return AttentionStats(mass=mass / max(n, 1), entropy=torch.cat(entropies, dim=-1) if entropies else None,
+                          n_queries=n)
 
 
 def _rows(mask: torch.Tensor, idx: torch.Tensor, nq: int) -> torch.Tensor:
@@ -104,23 +116,13 @@ def selected_log_mass(q: torch.Tensor, k: torch.Tensor, selected: torch.Tensor, 
     `selected` is a bool (B or 1, H or 1, Nk) key selection. Computed as logsumexp over the selected logits
     minus logsumexp over all logits, so a mass of 1e-300 is still a number (no underflow to 0): the
     post-intervention mass behind a reduction factor is measured, not floored."""
-    if k.shape[1] != q.shape[1]:
-        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
-    nq = q.shape[-2]
-    rows = torch.arange(nq, device=q.device) if query_rows is None else query_rows.to(q.device)
-    mask = additive_mask(attn_mask)
     minus_inf = torch.tensor(float("-inf"), device=q.device)
     sel = selected.to(torch.bool)[:, :, None, :]
     per_query = []
-    for start in range(0, rows.numel(), chunk):
-        idx = rows[start:start + chunk]
-        logits = _logits(q[..., idx, :], k, scale)
-        if mask is not None:
-            logits = logits + _rows(mask, idx, nq)
-        if bias is not None:
-            logits = logits + _rows(bias.float(), idx, nq)
+    for logits in chunked_logits(q, k, attn_mask=attn_mask, scale=scale, bias=bias, query_rows=query_rows,
+                                 chunk=chunk):
         total = torch.logsumexp(logits, dim=-1)
         chosen = torch.logsumexp(torch.where(sel, logits, minus_inf), dim=-1)
         per_query.append(chosen - total)
     log_p = torch.cat(per_query, dim=-1).double()       # (B, H, Nq'): log of each query's selected mass
-    return torch.logsumexp(log_p, dim=-1) - math.log(max(int(rows.numel()), 1))
+    return torch.logsumexp(log_p, dim=-1) - math.log(max(_n_rows(q, query_rows), 1))

@@ -22,7 +22,7 @@ from ..adapters.segmentation import MODALITIES, KeySegmentation
 from ..interventions import (InterventionLog, InterventionSpec, combine_masks, fixed_keys, log_eta_bias,
                              matched_random_keys, replace_values, top_keys, uniform_random_keys, union_keys)
 from .hook import AttentionCall, attention_hooks
-from .math import attention_stats, selected_log_mass
+from .math import attention_stats, chunked_logits, selected_log_mass
 
 # mass, entropy, key/value norms, the mean logit q.k*scale each key gets (after QK-norm and RoPE), the
 # per-channel energy k^2 of the top-5 keys and of all keys (for RoPE frequency bands), and the hidden-state
@@ -372,16 +372,12 @@ def _blocks_of(denoiser, layers) -> list[tuple[str, Any]]:
 
 
 def _mean_logit(q, k, scale, query_rows, chunk: int) -> np.ndarray:
-    """(N_keys,) mean over the chosen queries and the heads of q.k_j * scale."""
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    if k.shape[1] != q.shape[1]:
-        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
-    rows = torch.arange(q.shape[-2]) if query_rows is None else query_rows
+    """(N_keys,) mean over the chosen queries and the heads of q.k_j * scale (no mask: raw logits)."""
     total = torch.zeros(k.shape[-2], dtype=torch.float64)
-    for start in range(0, rows.numel(), chunk):
-        idx = rows[start:start + chunk].to(q.device)
-        total += (torch.matmul(q[0][:, idx].float(), k[0].float().transpose(-1, -2)) * scale).sum(dim=(0, 1)).double().cpu()
-    return (total / (max(rows.numel(), 1) * q.shape[1])).numpy()
+    for logits in chunked_logits(q, k, scale=scale, query_rows=query_rows, chunk=chunk):
+        total += logits[0].sum(dim=(0, 1)).double().cpu()
+    n = q.shape[-2] if query_rows is None else query_rows.numel()
+    return (total / (max(n, 1) * q.shape[1])).numpy()
 
 
 def _row_mask(mask: torch.Tensor | None, row: int) -> torch.Tensor | None:
