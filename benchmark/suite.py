@@ -54,9 +54,9 @@ def availability(card: ModelCard, ctx: RunContext) -> str | None:
     """None when the model can be run in this session, else the SKIPPED reason with the how-to."""
     if card.organism:
         weights = card.weights_path
-        if weights is None or not any(weights.glob("*.safetensors")):
-            return (f"no trained weights for {card.name} at {card.weights}/*.safetensors "
-                    "(the organisms are trained and committed by models/organism, issue 7)")
+        if weights is None or not (weights / "model_index.json").is_file():
+            return (f"no trained weights for {card.name} at {card.weights}/ (a diffusers pipeline directory with "
+                    "model_index.json; trained by `python models/organism/train.py`, issue 7)")
         return None
     if not ctx.settings.runs_real_models:
         return how_to_run_on_gpu(card)

@@ -28,6 +28,18 @@ class FluxFamily(Family):
     default_scheduler = "FlowMatchEulerDiscreteScheduler"
     key_tokenizer_attr = "tokenizer_2"
 
+    def call_kwargs(self, pipe, settings: GenerationSettings) -> dict:
+        """FLUX.1-dev is guidance-distilled (guidance_scale feeds its guidance embedding). A FLUX-class model
+        without that embedding (SinkBench's organism) runs true CFG: guidance -> true_cfg_scale with a negative
+        prompt ("" unless set), two transformer calls per step, conditional first."""
+        kwargs = super().call_kwargs(pipe, settings)
+        if not pipe.transformer.config.guidance_embeds and settings.guidance is not None:
+            kwargs.pop("guidance_scale", None)
+            if settings.guidance > 1:
+                kwargs["true_cfg_scale"] = settings.guidance
+                kwargs["negative_prompt"] = self.negative_prompt(settings)
+        return kwargs
+
     def attention_layers(self, denoiser) -> list[AttentionLayer]:
         layers: list[AttentionLayer] = []
         for stream, blocks, prefix in (("double", denoiser.transformer_blocks, "transformer_blocks"),
