@@ -129,15 +129,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", choices=["rope", "abspe"], required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=4000,
+                        help="denoiser steps (ignored with --time-budget, which records the steps it chose)")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="seconds for the denoiser loop: the step count is set from the time of steps 200-230")
+    parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--vae-steps", type=int, default=1500)
     parser.add_argument("--train-size", type=int, default=40000)
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-per-tag", type=int, default=64)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
+    torch.backends.cuda.matmul.allow_tf32 = True     # fp32 weights, TF32 matmuls (bf16 autocast crashed in backward)
+    torch.backends.cudnn.allow_tf32 = True
     device = "cuda" if torch.cuda.is_available() else "cpu"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,11 +166,34 @@ def main() -> None:
     params = [p for m in modules for p in m.parameters()]
     for m in modules:
         m.train()
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 200) *
-                                              0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, fused=device == "cuda")
+    warmup = 200
+    total = {"steps": args.steps}
+
+    def lr_factor(s: int) -> float:
+        # linear warmup, then cosine to 0; the first `warmup` steps do not depend on the total, so a run with
+        # --time-budget is reproduced exactly by --steps <the steps it recorded>
+        if s < warmup:
+            return (s + 1) / warmup
+        span = max(total["steps"] - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(s - warmup, span) / span))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     g = torch.Generator().manual_seed(args.seed + 1)
-    for step in range(args.steps):
+    if args.time_budget:
+        total["steps"] = 10 ** 9
+    loop_start = time.time()
+    step = -1
+    while step + 1 < total["steps"]:
+        step += 1
+        if args.time_budget and step == warmup:
+            torch.cuda.synchronize() if device == "cuda" else None
+            timed_from = time.time()
+        if args.time_budget and step == warmup + 30:
+            torch.cuda.synchronize() if device == "cuda" else None
+            per_step = (time.time() - timed_from) / 30
+            total["steps"] = max(step + 1, int((args.time_budget - (time.time() - loop_start)) / per_step) + step)
+            print(f"{per_step:.3f} s/step: training {total['steps']} steps", flush=True)
         idx = torch.randint(0, len(images), (args.batch,), generator=g)
         x0 = latents_all[idx.to(device)]
         batch_captions = ["" if torch.rand((), generator=g) < 0.1 else captions[i] for i in idx.tolist()]
@@ -180,31 +208,15 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        if step % 200 == 0 or step == args.steps - 1:
+        if step % 200 == 0 or step == total["steps"] - 1:
             log("denoiser", step, loss.item())
+    args.steps = total["steps"]
     for m in modules:
         m.eval()
-
-    # evaluation: generate held-out captions per tag at 20 steps and score them with the detector
-    pipe.set_progress_bar_config(disable=True)
-    held_out = [make_sample(args.seed + 999, i, tag=tag) for tag in TAGS for i in range(args.eval_per_tag)]
-    generated = []
-    with torch.no_grad():
-        for i in range(0, len(held_out), 64):
-            chunk = held_out[i:i + 64]
-            gens = [torch.Generator("cpu").manual_seed(1000 + i + j) for j in range(len(chunk))]
-            kwargs = dict(num_inference_steps=20, height=32, width=32, max_sequence_length=MAX_SEQUENCE_LENGTH,
-                          output_type="np", generator=gens)
-            if args.arch == "rope":
-                kwargs.update(true_cfg_scale=4.0, negative_prompt=[""] * len(chunk))
-            else:
-                kwargs.update(guidance_scale=4.0)
-            images_np = pipe([s.caption for s in chunk], **kwargs).images
-            generated += [np.clip(np.rint(a * 255), 0, 255).astype(np.uint8) for a in images_np]
-    scores = accuracy_by_tag(held_out, generated)
-    print("detector accuracy of generated images:", json.dumps(scores), flush=True)
-    pipe.to("cpu")
-    pipe.save_pretrained(out, safe_serialization=True)
+    # stored in fp16 (a few MB per organism); evaluated below as loaded back from disk, so the scores are
+    # those of the committed weights
+    pipe.to("cpu", torch.float16).save_pretrained(out, safe_serialization=True)
+    scores, generated = evaluate(out, args.arch, args.eval_per_tag, args.seed, device)
     per_row = min(8, args.eval_per_tag)
     grid = np.concatenate([np.concatenate(generated[r * args.eval_per_tag:r * args.eval_per_tag + per_row], axis=1)
                            for r in range(len(TAGS))], axis=0)      # one row per tag, in TAGS order
@@ -213,13 +225,42 @@ def main() -> None:
     Image.fromarray(grid).resize((grid.shape[1] * 4, grid.shape[0] * 4), Image.NEAREST).save(out / "samples.png")
     n_params = {name: sum(p.numel() for p in m.parameters()) for name, m in
                 (("transformer", pipe.transformer), ("text_encoder", pipe.text_encoder),
-                 ("text_encoder_2", pipe.text_encoder_2), ("vae", pipe.vae))}
+                 ("text_encoder_2", pipe.text_encoder_2), ("text_encoder_3", getattr(pipe, "text_encoder_3", None)),
+                 ("vae", pipe.vae)) if m is not None}
     (out / "training.json").write_text(json.dumps({
         "arch": args.arch, "args": vars(args), "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
         "torch": torch.__version__, "parameters": n_params, "seconds": round(time.time() - t0, 1),
-        "generated_detector_accuracy": scores, "eval": "20 steps, guidance 4.0, 64 held-out captions per tag",
+        "generated_detector_accuracy": scores,
+        "eval": f"20 steps, guidance 4.0, {args.eval_per_tag} held-out captions per tag (seed {args.seed + 999}), "
+                "weights as stored (fp16) loaded back in fp32",
         "history": history}, indent=1) + "\n")
 
+
+def evaluate(pipeline_dir, arch: str, per_tag: int, seed: int, device: str):
+    """Generate `per_tag` held-out captions per tag (20 steps, guidance 4) with the stored pipeline and score
+    them with the detector: ({tag: accuracy}, images in TAGS order)."""
+    from diffusers import FluxPipeline, StableDiffusion3Pipeline
+
+    cls = FluxPipeline if arch == "rope" else StableDiffusion3Pipeline
+    pipe = cls.from_pretrained(pipeline_dir, torch_dtype=torch.float32).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    held_out = [make_sample(seed + 999, i, tag=tag) for tag in TAGS for i in range(per_tag)]
+    generated = []
+    with torch.no_grad():
+        for i in range(0, len(held_out), 64):
+            chunk = held_out[i:i + 64]
+            gens = [torch.Generator("cpu").manual_seed(1000 + i + j) for j in range(len(chunk))]
+            kwargs = dict(num_inference_steps=20, height=32, width=32, max_sequence_length=MAX_SEQUENCE_LENGTH,
+                          output_type="np", generator=gens)
+            if arch == "rope":
+                kwargs.update(true_cfg_scale=4.0, negative_prompt=[""] * len(chunk))
+            else:
+                kwargs.update(guidance_scale=4.0)
+            images_np = pipe([s.caption for s in chunk], **kwargs).images
+            generated += [np.clip(np.rint(a * 255), 0, 255).astype(np.uint8) for a in images_np]
+    scores = accuracy_by_tag(held_out, generated)
+    print("detector accuracy of generated images:", json.dumps(scores), flush=True)
+    return scores, generated
 
 if __name__ == "__main__":
     main()
