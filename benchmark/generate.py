@@ -28,9 +28,19 @@ def card_settings(pipeline_class: str) -> dict[str, Any]:
     return {}
 
 
+def organism_card_at(path: Path):
+    """The organism card whose weights are this directory, if any."""
+    for card in load_cards().values():
+        if card.organism and card.weights_path is not None and card.weights_path.resolve() == Path(path).resolve():
+            return card
+    return None
+
+
 def settings_for(checkpoint: Checkpoint, overrides: Mapping[str, Any] | None = None) -> GenerationSettings:
-    """Card settings of the family, then a tiny pipeline's own settings, then explicit overrides."""
-    values = card_settings(checkpoint.pipeline_class)
+    """Card settings of the family (an organism's own card for its directory), then a tiny pipeline's own
+    settings, then explicit overrides."""
+    organism = organism_card_at(checkpoint.path) if checkpoint.path is not None else None
+    values = dict(organism.settings) if organism else card_settings(checkpoint.pipeline_class)
     marker = checkpoint.path / MARKER_FILE
     if marker.is_file():
         values.update(json.loads(marker.read_text())["settings"])

@@ -1,10 +1,13 @@
-"""The organism's procedural domain and its detector."""
+"""The organism's procedural domain, its detector, and the committed organisms."""
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmark.organism.dataset import COLORS, TAGS, make_sample, render, samples, vocabulary
+from benchmark.organism.dataset import COLORS, TAGS, make_sample, meaning, render, samples, vocabulary
 from benchmark.organism.detector import accuracy_by_tag, detect, score
 
 
@@ -51,3 +54,37 @@ def test_every_tag_renders_its_objects(tag):
     assert s.tag == tag and s.image.shape == (32, 32, 3) and s.image.dtype == np.uint8
     colours = {tuple(c) for c in s.image.reshape(-1, 3)}
     assert {COLORS[o.color] for o in s.objects} <= colours
+
+
+def test_meaning_equates_word_order_paraphrases_only():
+    by_caption = {}
+    for s in samples(0, 3000):
+        by_caption.setdefault(s.caption, meaning(s))
+    assert by_caption["a photo of a circle and a square"] == by_caption["a photo of a square and a circle"]
+    assert by_caption["a photo of a circle left of a square"] == by_caption["a photo of a square right of a circle"]
+    assert by_caption["a photo of a circle above a square"] == by_caption["a photo of a square below a circle"]
+    assert by_caption["a photo of a circle left of a square"] != by_caption["a photo of a circle right of a square"]
+    assert by_caption["a photo of a red circle and a blue square"] != by_caption["a photo of a blue circle and a red square"]
+    assert by_caption["a photo of two circles"] != by_caption["a photo of three circles"]
+    # every meaning class holds only captions of one tag
+    assert len({m[0] for m in by_caption.values()}) == len(TAGS)
+
+
+ORGANISMS = Path(__file__).resolve().parents[1] / "models" / "organism"
+
+
+def test_committed_organism_weights_match_their_recorded_hashes():
+    lines = (ORGANISMS / "SHA256SUMS").read_text().split("\n")
+    recorded = dict(reversed(line.split(None, 1)) for line in lines if line.strip())
+    on_disk = {str(p.relative_to(ORGANISMS)) for p in ORGANISMS.glob("**/*.safetensors")}
+    assert set(recorded) == on_disk
+    for name, digest in recorded.items():
+        assert hashlib.sha256((ORGANISMS / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_organism_directory_gets_its_own_card_settings():
+    from benchmark.adapters import resolve_checkpoint
+    from benchmark.generate import settings_for
+
+    settings = settings_for(resolve_checkpoint(str(ORGANISMS / "rope")))
+    assert (settings.steps, settings.height, settings.max_sequence_length, settings.guidance) == (20, 32, 32, 4.0)

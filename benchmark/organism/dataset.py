@@ -146,6 +146,19 @@ def make_sample(seed: int, index: int, tag: str | None = None, size: int = IMAGE
     raise ValueError(f"unknown tag {tag!r}; known: {TAGS}")
 
 
+def meaning(sample: Sample) -> tuple:
+    """What a caption asserts, whatever its word order: captions of equal meaning describe the same scenes
+    ("a circle and a square" = "a square and a circle"; "a circle left of a square" = "a square right of a
+    circle"), so one can never be a distractor for the other."""
+    if sample.relation is None:
+        return (sample.tag, frozenset(sample.required))
+    a, relation, b = sample.relation
+    first, second = sample.required[a], sample.required[b]
+    if relation in ("right of", "below"):
+        first, second, relation = second, first, {"right of": "left of", "below": "above"}[relation]
+    return (sample.tag, first, relation, second)
+
+
 def samples(seed: int, n: int, start: int = 0, tag: str | None = None) -> Iterator[Sample]:
     for index in range(start, start + n):
         yield make_sample(seed, index, tag)

@@ -135,6 +135,8 @@ def main() -> None:
                         help="seconds for the denoiser loop: the step count is set from the time of steps 200-230")
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--vae-steps", type=int, default=1500)
+    parser.add_argument("--init-from", default=None,
+                        help="continue training the organism stored in this directory (its VAE is kept as is)")
     parser.add_argument("--train-size", type=int, default=40000)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
@@ -154,8 +156,17 @@ def main() -> None:
         print(f"{phase} step {step} loss {loss:.4f} ({time.time() - t0:.0f} s)", flush=True)
 
     items, images, captions = dataset(args.seed, args.train_size)
-    vae = train_vae(images, device, args.vae_steps, 128, log)
-    pipe = build_pipeline(args.arch, vae.cpu()).to(device)
+    parent = None
+    if args.init_from:
+        from diffusers import FluxPipeline, StableDiffusion3Pipeline
+
+        cls = FluxPipeline if args.arch == "rope" else StableDiffusion3Pipeline
+        pipe = cls.from_pretrained(args.init_from, torch_dtype=torch.float32).to(device)
+        parent_log = Path(args.init_from) / "training.json"
+        parent = json.loads(parent_log.read_text()) if parent_log.is_file() else {"note": "no training.json"}
+    else:
+        vae = train_vae(images, device, args.vae_steps, 128, log)
+        pipe = build_pipeline(args.arch, vae.cpu()).to(device)
     pipe.vae.requires_grad_(False)
     with torch.no_grad():
         latents_all = torch.cat([(pipe.vae.encode(images[i:i + 1024].to(device)).latent_dist.mode()
@@ -233,7 +244,7 @@ def main() -> None:
         "generated_detector_accuracy": scores,
         "eval": f"20 steps, guidance 4.0, {args.eval_per_tag} held-out captions per tag (seed {args.seed + 999}), "
                 "weights as stored (fp16) loaded back in fp32",
-        "history": history}, indent=1) + "\n")
+        "history": history, "parent": parent}, indent=1) + "\n")
 
 
 def evaluate(pipeline_dir, arch: str, per_tag: int, seed: int, device: str):

@@ -5,8 +5,9 @@ scores the organism through the same ClipScore code path as ViT-B-32 on real mod
 
     python models/organism/train_clip.py --out models/organism/clip            # one GPU, a few minutes
 
-Captions repeat (the domain has ~130 distinct ones), so the contrastive targets are multi-positive: every
-image in the batch with the same caption text is a positive. Images get mild blur and noise so that the
+Captions repeat (the domain has ~130 distinct ones, some of equal meaning: "a circle and a square" = "a square
+and a circle"), so the contrastive targets are multi-positive: every pair in the batch whose captions have the
+same meaning is a positive. Images get mild blur and noise so that the
 model also scores imperfect generated images. Writes training.json with the loss curve and the held-out
 retrieval accuracy (top-1 among same-tag distractor captions) per tag.
 """
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmark.organism.dataset import TAGS, make_sample  # noqa: E402
+from benchmark.organism.dataset import TAGS, make_sample, meaning  # noqa: E402
 from benchmark.tiny.tokenizers import clip_tokenizer  # noqa: E402
 
 CONTEXT_LENGTH = 32
@@ -59,11 +60,12 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 def retrieval_accuracy(model, tokenizer, seed: int, per_tag: int, distractors: int, device: str) -> dict:
     """Top-1 caption retrieval per tag on held-out images: the true caption against up to `distractors`
-    distinct other captions of the same tag."""
+    other captions of the same tag and a different meaning."""
     rng = np.random.default_rng(seed)
     result = {}
     for tag in TAGS:
-        pool = sorted({make_sample(seed + 7, i, tag=tag).caption for i in range(2000)})
+        meanings = {s.caption: meaning(s) for s in (make_sample(seed + 7, i, tag=tag) for i in range(2000))}
+        pool = sorted(meanings)
         held = [make_sample(seed, i, tag=tag) for i in range(per_tag)]
         with torch.no_grad():
             image_features = F.normalize(model.encode_image(pixels(np.stack([s.image for s in held])).to(device)), dim=-1)
@@ -72,10 +74,10 @@ def retrieval_accuracy(model, tokenizer, seed: int, per_tag: int, distractors: i
         hits = 0
         for k, sample in enumerate(held):
             true = pool.index(sample.caption)
-            others = [j for j in range(len(pool)) if j != true]
+            others = [j for j in range(len(pool)) if meanings[pool[j]] != meaning(sample)]
             chosen = rng.choice(others, size=min(distractors, len(others)), replace=False)
             hits += sims[k, true] > sims[k, chosen].max()
-        result[tag] = {"top1": hits / per_tag, "candidates": 1 + min(distractors, len(pool) - 1)}
+        result[tag] = {"top1": hits / per_tag, "candidates": 1 + min(distractors, len(others))}
     return result
 
 
@@ -89,6 +91,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-per-tag", type=int, default=500)
     parser.add_argument("--distractors", type=int, default=15)
+    parser.add_argument("--init-from", default=None, help="continue from the CLIP stored in this directory")
+    parser.add_argument("--evaluate-only", action="store_true", help="score the CLIP already in --out")
     args = parser.parse_args()
     import open_clip
     from safetensors.torch import save_file
@@ -98,12 +102,19 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.evaluate_only:
+        loaded, _, _ = open_clip.create_model_and_transforms(f"local-dir:{out}", device=device)
+        print(json.dumps(retrieval_accuracy(loaded.eval(), open_clip.get_tokenizer(f"local-dir:{out}"),
+                                            args.seed + 12345, args.eval_per_tag, args.distractors, device)))
+        return
     t0 = time.time()
     items = [make_sample(args.seed, i) for i in range(args.train_size)]
     images = pixels(np.stack([s.image for s in items])).to(device)
     captions = [s.caption for s in items]
     distinct = sorted(set(captions))
     caption_id = torch.tensor([distinct.index(c) for c in captions], device=device)
+    meanings = sorted({meaning(s) for s in items}, key=repr)
+    meaning_id = torch.tensor([meanings.index(meaning(s)) for s in items], device=device)
     hf_tokenizer = clip_tokenizer(model_max_length=CONTEXT_LENGTH)
     MODEL_CFG["text_cfg"]["vocab_size"] = len(hf_tokenizer)
     (out / "open_clip_config.json").write_text(json.dumps({"model_cfg": MODEL_CFG, "preprocess_cfg": PREPROCESS_CFG},
@@ -112,7 +123,12 @@ def main() -> None:
     tokenizer = open_clip.get_tokenizer(f"local-dir:{out}")
     tokens = tokenizer(distinct).to(device)
 
-    model = open_clip.CLIP(**MODEL_CFG).to(device).train()
+    model = open_clip.CLIP(**MODEL_CFG)
+    if args.init_from:
+        from safetensors.torch import load_file
+
+        model.load_state_dict({k: v.float() for k, v in load_file(f"{args.init_from}/open_clip_model.safetensors").items()})
+    model = model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1, fused=device == "cuda")
     warmup = 200
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warmup if s < warmup else
@@ -122,11 +138,11 @@ def main() -> None:
     for step in range(args.steps):
         idx = torch.randint(0, len(items), (args.batch,), generator=g).to(device)
         x = augment(images[idx], g)
-        ids = caption_id[idx]
         image_features = F.normalize(model.encode_image(x), dim=-1)
-        text_features = F.normalize(model.encode_text(tokens[ids]), dim=-1)
+        text_features = F.normalize(model.encode_text(tokens[caption_id[idx]]), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * image_features @ text_features.T
-        positives = (ids[:, None] == ids[None, :]).float()
+        same = meaning_id[idx]
+        positives = (same[:, None] == same[None, :]).float()
         targets = positives / positives.sum(1, keepdim=True)
         loss = 0.5 * (torch.sum(-targets * F.log_softmax(logits, 1), 1).mean()
                       + torch.sum(-targets * F.log_softmax(logits.T, 1), 1).mean())
