@@ -204,6 +204,25 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_env(args: argparse.Namespace) -> int:
+    from .side_envs import SIDE_ENVS, SideEnvMissing, check, create, describe
+
+    names = [args.name] if getattr(args, "name", None) else list(SIDE_ENVS)
+    try:
+        if args.action == "create":
+            create(args.name, args.root, torch=args.torch, force=args.force)
+        elif args.action == "check":
+            for name in names:
+                print(f"{name}: ok ({check(name, args.root)})")
+        else:
+            for name in names:
+                print(json.dumps(describe(name, args.root), indent=1))
+    except (SideEnvMissing, KeyError) as exc:
+        print(f"sinkbench env {args.action}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sinkbench",
@@ -304,6 +323,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segments-from-card", metavar="MODEL", help="segments from a model card's attention.spans")
     p.add_argument("--top", type=int, default=5, help="k for top keys and the sink-to-random ratio")
     p.set_defaults(fn=_cmd_analyze)
+
+    p = sub.add_parser("env", help="create or check a metric's side environment (e.g. imagereward)",
+                       description="Side environments hold metric packages that cannot live in the main "
+                                   "environment (image-reward needs transformers 4). `create` builds one with pip "
+                                   "(by default sharing this environment's torch), `check` runs its import check, "
+                                   "`list` shows them.")
+    env_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (("create", "create a side environment"), ("check", "check side environments"),
+                         ("list", "describe side environments")):
+        q = env_sub.add_parser(action, help=text)
+        q.add_argument("name", nargs=None if action == "create" else "?", help="imagereward")
+        q.add_argument("--root", metavar="DIR", help="the environment's directory (default: $SINKBENCH_ENVS/NAME "
+                                                     "or ~/.cache/sinkbench/envs/NAME)")
+        if action == "create":
+            q.add_argument("--torch", choices=["shared", "install"], default="shared",
+                           help="share this environment's torch/torchvision (default) or install them")
+            q.add_argument("--force", action="store_true", help="re-create it if it exists")
+        q.set_defaults(fn=_cmd_env)
 
     p = sub.add_parser("report", help="re-render REPORT.md from a results.json",
                        description="Validate a results.json against its schema and write REPORT.md and figures/ "

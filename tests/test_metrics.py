@@ -119,7 +119,7 @@ def test_fid_shift_warns_below_2048_images():
 @pytest.mark.parametrize("name, needle", [
     ("clip_t", "SINKBENCH_CLIP_WEIGHTS"), ("lpips", "alexnet-owt-7be5be79.pth"),
     ("fid", "pt_inception-2015-12-05-6726825d.pth"), ("hps_v2", "HPS_v2.1_compressed.pt.*xswu/HPSv2"),
-    ("image_reward", "side environment"), ("aesthetics", "aesthetics"), ("kid", "pt_inception"), ("vqa_blip2", "hf download Salesforce/blip2-opt-2.7b")])
+    ("image_reward", "ImageReward.pt.*THUDM/ImageReward"), ("aesthetics", "sac\\+logos\\+ava1-l14-linearMSE.pth"), ("kid", "pt_inception"), ("vqa_blip2", "hf download Salesforce/blip2-opt-2.7b")])
 def test_missing_weights_say_what_to_get_and_where(name, needle, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
@@ -146,3 +146,72 @@ def test_vqa_score_averages_p_yes_over_questions_and_names_the_judge():
     scores = metric.score([bright, dark, bright], ["a sun", ["is it night?", "is it dark?"], ["q1", "q2"]])
     np.testing.assert_allclose(scores, [1.0, 0.0, 1.0])
     assert "not a replication" in metric.identity()["note"]
+
+
+def test_aesthetics_scores_images_alone_batch_invariant_and_loads_the_released_layout(tmp_path):
+    from benchmark.metrics.aesthetics import Aesthetics
+
+    metric = Aesthetics.random(seed=0)
+    batch = metric.score(IMAGES)
+    singles = np.concatenate([metric.score([i]) for i in IMAGES])
+    assert batch.shape == (8,) and np.ptp(batch) > 0
+    np.testing.assert_allclose(batch, singles, atol=1e-5)
+    np.testing.assert_array_equal(batch, Aesthetics.random(seed=0).score(IMAGES))
+    # the released file's keys are layers.0 .. layers.7 of this MLP; saved and loaded with weights_only
+    head_file = tmp_path / "sac+logos+ava1-l14-linearMSE.pth"
+    torch.save({f"layers.{k}": v for k, v in metric.head.state_dict().items()}, head_file)
+    clip_file = tmp_path / "clip.pt"
+    torch.save(metric.clip.model.state_dict(), clip_file)
+    import open_clip
+
+    real_clip = open_clip.create_model_and_transforms
+    def vit_b_32_stand_in(name, *args, **kwargs):     # ViT-L-14 is large; same path with the small model
+        return real_clip("ViT-B-32", *args, **kwargs)
+    open_clip.create_model_and_transforms = vit_b_32_stand_in
+    try:
+        loaded = Aesthetics.load(weights=str(head_file), clip_weights=str(clip_file))
+    finally:
+        open_clip.create_model_and_transforms = real_clip
+    np.testing.assert_allclose(loaded.score(IMAGES[:3]), batch[:3], atol=1e-5)
+    assert loaded.identity()["head_sha256"] != "random-init"
+
+
+def _tiny_blip2(tmp_path):
+    """A random BLIP-2 (ViT + Q-Former + OPT) of the real classes, with the project's offline BPE tokenizer."""
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor
+
+    from benchmark.tiny.tokenizers import qwen_tokenizer
+
+    tokenizer = qwen_tokenizer()
+    processor = Blip2Processor(image_processor=BlipImageProcessor(size={"height": 30, "width": 30}),
+                               tokenizer=tokenizer, num_query_tokens=4)
+    config = Blip2Config(
+        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=30, patch_size=15),
+        qformer_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                            encoder_hidden_size=32, vocab_size=64),
+        text_config=dict(model_type="opt", vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, ffn_dim=37,
+                         num_attention_heads=4, max_position_embeddings=128, word_embed_proj_dim=32,
+                         pad_token_id=tokenizer.pad_token_id),
+        num_query_tokens=4, image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
+    torch.manual_seed(0)
+    directory = tmp_path / "tiny-blip2"
+    Blip2ForConditionalGeneration(config).save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+def test_blip2_judge_p_yes_is_batch_invariant_across_question_lengths(tmp_path):
+    """Questions of different lengths are right-padded together: P(yes) must be read after each question's own
+    last token, so a batch equals its singles."""
+    from benchmark.metrics.vqa import Blip2Judge, VQAScore
+
+    judge = Blip2Judge.load(model_id=str(_tiny_blip2(tmp_path)))
+    questions = ["is it red?", "is there a big blue triangle left of a small yellow circle?", "two?", "a square?"]
+    images = IMAGES[:4]
+    batch = judge.p_yes(images, questions)
+    singles = np.concatenate([judge.p_yes([i], [q]) for i, q in zip(images, questions)])
+    assert batch.shape == (4,) and np.all((batch > 0) & (batch < 1))
+    np.testing.assert_allclose(batch, singles, atol=1e-5)
+    score = VQAScore(judge)
+    assert score.identity()["judge"]["model"] == str(tmp_path / "tiny-blip2")

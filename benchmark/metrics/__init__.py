@@ -5,7 +5,8 @@
     lpips    LPIPS between paired images (AlexNet trunk by default)            lpips_metric.LPIPSMetric
     fid/kid  FID_shift and KID between two sets (pytorch-fid InceptionV3)      fid.fid_shift / InceptionFeatures
     vqa_*    VQA alignment: mean P(yes) of a judge (BLIP-2 by default)             vqa.VQAScore
-Not yet here (claims that need it are SKIPPED saying so): ImageReward (side environment).
+    image_reward  ImageReward, in the `imagereward` side environment's worker  image_reward.ImageRewardMetric
+    aesthetics    LAION improved aesthetic predictor on CLIP ViT-L/14              aesthetics.Aesthetics
 """
 from __future__ import annotations
 
@@ -15,10 +16,7 @@ from .base import Metric, MetricCache, MetricUnavailable, WeightFile
 
 # The spec vocabulary (benchmark.claims.METRICS) is canonical; these are accepted too.
 ALIASES = {"hpsv2": "hps_v2", "vqa": "vqa_blip2", "imagereward": "image_reward"}
-PENDING = {
-    "aesthetics": "the aesthetics predictor (paper B) has no SinkBench adapter yet (issue 6)",
-    "image_reward": "ImageReward needs its side environment (`sinkbench env create imagereward`), not built yet (issue 6)",
-}
+PENDING: dict[str, str] = {}
 
 
 def load_metric(name: str, **options: Any):
@@ -45,10 +43,18 @@ def load_metric(name: str, **options: Any):
         from .fid import InceptionFeatures
 
         return InceptionFeatures.load(**options)
+    if name == "aesthetics":
+        from .aesthetics import Aesthetics
+
+        return Aesthetics.load(**options)
+    if name == "image_reward":
+        from .image_reward import ImageRewardMetric
+
+        return ImageRewardMetric.load(**options)
     if name in PENDING:
         raise MetricUnavailable(PENDING[name])
     raise KeyError(f"unknown metric {name!r}; known: clip_t, hps_v2, lpips, fid, kid, vqa_blip2, vqa_judge, "
-                   f"{', '.join(PENDING)}")
+                   f"image_reward, aesthetics")
 
 
 __all__ = ["Metric", "MetricCache", "MetricUnavailable", "WeightFile", "load_metric", "PENDING"]

@@ -85,7 +85,7 @@ class Metric(ABC):
     """Scores per item (higher is better unless `higher_is_better` says otherwise)."""
 
     name: str = ""
-    pairs: str = "text"          # "text": (image, prompt); "image": (image, reference image)
+    pairs: str = "text"          # "text": (image, prompt); "image": (image, reference image); "none": image alone
     higher_is_better: bool = True
 
     @abstractmethod
@@ -98,10 +98,14 @@ class Metric(ABC):
 
     batch_size: int = 16
 
-    def score(self, images: Sequence[np.ndarray], others: Sequence[Any], *, cache: "MetricCache | None" = None,
-              progress: bool = False) -> np.ndarray:
+    def score(self, images: Sequence[np.ndarray], others: Sequence[Any] | None = None, *,
+              cache: "MetricCache | None" = None, progress: bool = False) -> np.ndarray:
         """One score per pair, batched, re-using cached scores (key: image hash, prompt or reference hash,
-        metric identity)."""
+        metric identity). A metric of images alone (pairs "none") ignores `others`."""
+        if self.pairs == "none":
+            others = [""] * len(images)
+        elif others is None:
+            raise ValueError(f"{self.name} scores (image, {'prompt' if self.pairs == 'text' else 'reference'}) pairs")
         if len(images) != len(others):
             raise ValueError(f"{self.name}: {len(images)} images but {len(others)} prompts/references")
         scores = np.full(len(images), np.nan)

@@ -95,5 +95,11 @@ class Blip2Judge:
                                 text=[f"Question: {q} Answer:" for q in questions], return_tensors="pt",
                                 padding=True).to(self.device)
         with torch.inference_mode():
-            logits = self.model(**inputs).logits[:, -1, [self.yes, self.no]].float()
-        return torch.softmax(logits, dim=-1)[:, 0].cpu().numpy()
+            logits = self.model(**inputs).logits
+        # the next-token logits after each question's own last token: with right padding (BLIP-2's OPT
+        # tokenizer) position -1 of a shorter question is a pad; query tokens, if the model prepends them
+        # outside input_ids, shift every position by the same offset
+        mask = inputs["attention_mask"]
+        last = mask.shape[1] - 1 - mask.flip(1).argmax(dim=1) + (logits.shape[1] - mask.shape[1])
+        pair = logits[torch.arange(len(last)), last][:, [self.yes, self.no]].float()
+        return torch.softmax(pair, dim=-1)[:, 0].cpu().numpy()
