@@ -94,7 +94,12 @@ def evaluate(claim: Claim, card: ModelCard, ctx: RunContext) -> ClaimOutcome:
     fn = CRITERIA.get(claim.id)
     if fn is None:
         return skipped(pending_reason(claim))
-    outcome = fn(claim, card, ctx)
+    from .metrics import MetricUnavailable
+
+    try:
+        outcome = fn(claim, card, ctx)
+    except MetricUnavailable as exc:    # a metric's weights or side environment are missing: the how-to
+        return skipped(f"metric unavailable: {exc}")
     if not isinstance(outcome, ClaimOutcome):
         raise TypeError(f"the criterion of {claim.id} returned {type(outcome).__name__}, not a ClaimOutcome")
     return outcome

@@ -33,6 +33,12 @@ def b07(claim, card, ctx):
 def b08(claim, card, ctx):
     return None
 
+@criterion("B17")
+def b17(claim, card, ctx):
+    from benchmark.metrics import load_metric
+    load_metric("aesthetics")          # no weights on this machine
+    raise AssertionError("unreachable")
+
 globals().update(claim_tests("spiral"))
 """
 
@@ -56,6 +62,8 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
     cache = fake_hub_cache(pytester.path / "hub", "black-forest-labs/FLUX.1-dev", "FluxPipeline")
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(pytester.path / "torch"))
+    monkeypatch.delenv("SINKBENCH_AESTHETICS_WEIGHTS", raising=False)
     return pytester
 
 
@@ -90,6 +98,10 @@ def test_verdicts_map_to_pytest_outcomes_and_report(suite: pytest.Pytester) -> N
     assert rows[("B08", "flux")]["verdict"] == "ERROR"
     assert rows[("B01", "flux")]["verdict"] == "SKIPPED"
     assert rows[("B01", "flux")]["reason"].startswith("not implemented yet: B01 needs")
+    # a metric without weights: SKIPPED with the file, where to get it and the variable to set
+    assert rows[("B17", "flux")]["verdict"] == "SKIPPED"
+    assert "sac+logos+ava1-l14-linearMSE.pth" in rows[("B17", "flux")]["reason"]
+    assert "SINKBENCH_AESTHETICS_WEIGHTS" in rows[("B17", "flux")]["reason"]
     # per-sample numbers are saved next to the report
     samples = suite.path / "reports" / "latest" / rows[("B05", "flux")]["samples_path"]
     assert json.loads(samples.read_text()) == {"ratio": [3.0, 3.2]}
