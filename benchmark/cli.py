@@ -173,7 +173,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
                           stats=tuple(args.stats.split(",")), per_head=args.per_head, queries=args.queries,
                           branches=tuple(args.branches.split(",")), chunk=args.chunk)
         path = run_measurement(args.checkpoint, prompt_set.pairs(), args.out, probe, base_seed=args.seed,
-                               device=args.device, overrides=_generation_overrides(args), progress=not args.quiet)
+                               device=args.device, overrides=_generation_overrides(args), progress=not args.quiet,
+                               batch_size=args.batch_size)
     except (PromptError, CheckpointNotFound, WrongFamily, ValueError) as exc:
         print(f"sinkbench measure: {exc}", file=sys.stderr)
         return 2
@@ -309,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="queries averaged over (auto: image queries in joint layers, as paper A)")
     p.add_argument("--branches", default="cond", help="cond, uncond or cond,uncond")
     p.add_argument("--chunk", type=int, default=1024, help="queries per chunk (memory O(chunk x keys))")
+    p.add_argument("--batch-size", type=int, default=1, help="prompts per pipeline call (each keeps its own seed)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
     _add_generation_options(p)

@@ -17,11 +17,11 @@ class SettingsError(ValueError):
 
 
 def _check_prompt_spec(spec: str) -> None:
-    """--prompts takes the forms of prompts.load_prompts: geneval, geneval:N, FILE, FILE:N."""
+    """--prompts takes the forms of prompts.load_prompts: geneval, geneval:N, organism, organism:N, FILE, FILE:N."""
     import re
 
     text = spec.strip()
-    if re.fullmatch(r"geneval(:[1-9][0-9]*)?", text, flags=re.IGNORECASE):
+    if re.fullmatch(r"(geneval|organism)(:[1-9][0-9]*)?", text, flags=re.IGNORECASE):
         return
     match = re.fullmatch(r"(.+):([1-9][0-9]*)", text)
     path = Path(match.group(1) if match and not Path(text).exists() else text).expanduser()

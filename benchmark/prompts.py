@@ -62,7 +62,10 @@ SPEC_FORMS = (
     "a .jsonl file (one {\"prompt\": ..., \"tag\": ...} or {\"id\": ..., \"prompt\": ...} object per line)",
     "GenEval's evaluation_metadata.jsonl, or a folder / GenEval checkout holding it",
     "'FILE:N' (N prompts of FILE, stratified by tag)",
+    "'organism' or 'organism:N' (held-out captions of the organisms' shapes domain, tags cycling; default 600)",
 )
+
+ORGANISM_PROMPT_SEED = 20_000       # held out: the organisms trained on seed 0 and were evaluated on seed 999
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -522,6 +525,19 @@ def _unknown_spec(spec: str, why: str) -> PromptError:
     return PromptError(f"unknown prompt spec {spec!r} ({why}). Accepted forms:\n  {forms}")
 
 
+def organism_prompts(n: int, seed: int = ORGANISM_PROMPT_SEED) -> PromptSet:
+    """The first n held-out captions of the organisms' domain (tags cycle, so any prefix is balanced); each
+    prompt's meta holds the (seed, index) that rebuilds its scene for the detector."""
+    from .organism.dataset import make_sample
+
+    prompts = []
+    for index in range(n):
+        sample = make_sample(seed, index)
+        prompts.append(Prompt(f"org-{index:05d}", sample.caption, (sample.tag,),
+                              {"organism_seed": seed, "organism_index": index}))
+    return PromptSet(f"organism:{n}", tuple(prompts), {"loader": "organism", "seed": seed, "n": n})
+
+
 def load_prompts(spec: str | Path, *, seed: int = 0, cache_dir: str | Path | None = None,
                  download: bool = True) -> PromptSet:
     """A prompt set from a spec: "geneval" | "geneval:N" | a file path | "FILE:N" (see SPEC_FORMS).
@@ -530,6 +546,12 @@ def load_prompts(spec: str | Path, *, seed: int = 0, cache_dir: str | Path | Non
     if not s:
         raise _unknown_spec(s, "empty")
     gkw: dict[str, Any] = {"cache_dir": cache_dir, "download": download}
+    m = re.fullmatch(r"organism(?::(\d+))?", s, flags=re.IGNORECASE)
+    if m:
+        n = int(m.group(1)) if m.group(1) else 600
+        if n < 1:
+            raise _unknown_spec(s, "N in 'organism:N' must be a positive integer")
+        return organism_prompts(n)
     if s.lower() == "geneval":
         return load_geneval(**gkw)
     if s.lower().startswith("geneval:"):

@@ -1,8 +1,65 @@
-"""Paper B: Yang et al., "From a Spiral to a Sink: How Positional Encoding Shapes Attention Sinks in
-Diffusion Transformers" (claims B01-B17).
+"""Paper B: Yang, Shao, Gao, Liao, "From a Spiral to a Sink" (claims B01-B17).
 
-One test per (claim, applicable model); criteria are registered here with `@criterion("Bxx")`.
+One test per (claim, applicable model). The key-importance claims are readings of one shared attention
+measurement per model (benchmark.measurements), judged by benchmark.criteria.spiral; claims whose
+measurements are not built yet are SKIPPED with what they need.
 """
-from benchmark.suite import claim_tests
+from benchmark import figures
+from benchmark.criteria import spiral
+from benchmark.measurements import attention_data
+from benchmark.suite import catalogue, claim_tests, criterion
+
+# the claims that read the shared measurement: it is taken once with the largest N among them
+SHARED_MEASUREMENT = ("B01", "B02", "B05", "B06", "B12", "B15")
+
+
+def _data(claim, card, ctx):
+    others = [catalogue()[c] for c in SHARED_MEASUREMENT]
+    return attention_data(ctx, card, ctx.n_for(claim.default_n, claim.paper_n), others)
+
+
+@criterion("B01")
+def b01(claim, card, ctx):
+    return spiral.b01_peak_ratio(_data(claim, card, ctx), seed=ctx.settings.seed)
+
+
+@criterion("B02")
+def b02(claim, card, ctx):
+    return spiral.b02_distinct_sinks(_data(claim, card, ctx), card.traits)
+
+
+def _attach(outcome, ctx, name, draw):
+    """Draw a figure into the run's figures/ and link it from the verdict."""
+    if ctx.run_dir is not None:
+        draw(ctx.run_dir / "figures" / name)
+        outcome.figures.append(f"figures/{name}")
+    return outcome
+
+
+@criterion("B05")
+def b05(claim, card, ctx):
+    data = _data(claim, card, ctx)
+    return _attach(spiral.b05_depth(data, seed=ctx.settings.seed), ctx, f"B05_{card.name}.png",
+                   lambda path: figures.ratio_over_depth(spiral.ratio_by_layer(data), path,
+                                                         f"B05 {card.name}: sink-to-random ratio over depth"))
+
+
+@criterion("B06")
+def b06(claim, card, ctx):
+    return spiral.b06_agreement(_data(claim, card, ctx))
+
+
+@criterion("B12")
+def b12(claim, card, ctx):
+    return spiral.b12_value_norms(_data(claim, card, ctx), seed=ctx.settings.seed)
+
+
+@criterion("B15")
+def b15(claim, card, ctx):
+    data = _data(claim, card, ctx)
+    return _attach(spiral.b15_budget(data, seed=ctx.settings.seed), ctx, f"B15_{card.name}.png",
+                   lambda path: figures.token_budget(spiral.token_type_shares(data), path,
+                                                     f"B15 {card.name}: attention budget by token type"))
+
 
 globals().update(claim_tests("spiral"))

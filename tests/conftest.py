@@ -1,6 +1,11 @@
 import pytest
+from hypothesis import settings
 
 pytest_plugins = ["pytester"]
+
+# unit tests are deterministic: hypothesis draws the same examples on every run and machine
+settings.register_profile("sinkbench", derandomize=True, database=None)
+settings.load_profile("sinkbench")
 
 _TIMINGS: dict[str, tuple] = {}
 

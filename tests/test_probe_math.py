@@ -77,7 +77,8 @@ def test_log_eta_is_a_logit_shift_through_sdpa(case, eta):
     bias = log_eta_bias(sel, eta, q.dtype)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=combine_masks(mask, bias, q.dtype))
     want = dense_probabilities(q, k, mask, bias=bias) @ v
-    torch.testing.assert_close(out, want, rtol=1e-6, atol=1e-6)   # fp32 outputs of size ~1
+    # fp32 SDPA against the reference: both round at ~1e-7 per operation over a softmax and a weighted sum
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=5e-6)
 
 
 def test_log_eta_is_not_the_released_probability_scaling():

@@ -203,6 +203,13 @@ def test_measure_writes_the_documented_format_offline(tiny_dirs, tmp_path):
     assert {("mass", 0, 0, "cond"), ("entropy", 3, 1, "cond")} <= set(arrays)
     importance = np.load(out / doc["key_importance"]["0"])
     assert importance.shape == (56,) and abs(importance.sum() - 1) < 1e-5
+    from benchmark.measurements import load_attention
+
+    data = load_attention(out)           # the arrays the claims read
+    assert data.n_items == 2 and data.n_layers == len(doc["layers"]) and data.mass[0].shape[-1] == 56
+    np.testing.assert_allclose(data.mass[3].sum(-1), 1.0, rtol=1e-9)
+    assert data.token_types[0].shape == (2, 56) and set(data.token_types[0][0][32:]) == {"patch"}
+    assert data.value_norm[0] is None     # not asked for in this measurement
     summary = subprocess.run([sys.executable, "-m", "benchmark", "analyze", str(out / doc["key_importance"]["0"]),
                               "--segments", "text:0-31,image:32-55"], cwd=REPO, env=env, capture_output=True,
                              text=True, timeout=120)
@@ -254,3 +261,19 @@ def test_rope_band_energy_groups_adjacent_pairs_per_axis():
     first, second = rope_band_energy(energy, (4, 8))
     np.testing.assert_array_equal(first, [1, 5])
     np.testing.assert_array_equal(second, [9, 13, 17, 21])
+
+
+def test_batched_measurement_records_what_single_prompts_record(tiny_dirs, tmp_path):
+    """Batching prompts (each with its own seed) changes no record beyond float rounding."""
+    from benchmark.measurements import load_attention
+    from benchmark.probe.measure import run_measurement
+    from benchmark.probe.session import ProbeSpec
+
+    prompts = [("a", "a red circle"), ("b", "two blue squares and a yellow triangle"), ("c", "a green square")]
+    probe = ProbeSpec(stats=("mass", "value_norm"), steps=(0, 1))
+    run_measurement(str(tiny_dirs("flux")), prompts, tmp_path / "one", probe, progress=False, batch_size=1)
+    run_measurement(str(tiny_dirs("flux")), prompts, tmp_path / "three", probe, progress=False, batch_size=3)
+    single, batched = load_attention(tmp_path / "one"), load_attention(tmp_path / "three")
+    for layer in range(single.n_layers):
+        np.testing.assert_allclose(batched.mass[layer], single.mass[layer], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(batched.value_norm[layer], single.value_norm[layer], rtol=1e-4)

@@ -10,9 +10,10 @@ from .session import ProbeSpec
 
 def run_measurement(checkpoint: str, prompts: Sequence[tuple[str, str]], out: str | Path, probe: ProbeSpec, *,
                     base_seed: int = 0, device: str = "cpu", overrides: Mapping[str, Any] | None = None,
-                    progress: bool = True) -> Path:
-    """Generate each prompt (seed = base_seed + index) with the probe installed and write the records.
-    Items whose file already exists are not measured again (an interrupted run resumes)."""
+                    progress: bool = True, batch_size: int = 1) -> Path:
+    """Generate each prompt (seed = base_seed + index) with the probe installed and write the records,
+    `batch_size` prompts per pipeline call (each keeps its own seed). Items whose file already exists are not
+    measured again (an interrupted run resumes; items are written as their batch finishes)."""
     from ..adapters import DiffusionAdapter, resolve_checkpoint
     from ..generate import settings_for
     from ..runner import WorkItem
@@ -28,21 +29,25 @@ def run_measurement(checkpoint: str, prompts: Sequence[tuple[str, str]], out: st
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(items), desc="measuring", unit="prompt")
+        bar.update(sum((out / f"items/{item_file_name(it.prompt_id, it.seed)}").is_file() for it in items))
     try:
-        for item in items:
-            rel = f"items/{item_file_name(item.prompt_id, item.seed)}"
-            if not (out / rel).is_file():
-                _, session = adapter.measure([item], probe=probe)
-                records = {(layer, step, branch): stats for (_, layer, step, branch), stats in session.records.items()}
+        pending = [it for it in items if not (out / f"items/{item_file_name(it.prompt_id, it.seed)}").is_file()]
+        for start in range(0, len(pending), max(1, batch_size)):
+            batch = pending[start:start + max(1, batch_size)]
+            _, session = adapter.measure(batch, probe=probe)
+            for position, item in enumerate(batch):
+                records = {(layer, step, branch): stats for (row, layer, step, branch), stats
+                           in session.records.items() if row == position}
                 write_item(out, item.prompt_id, item.seed, records)
-            files.append(rel)
+            if bar is not None:
+                bar.update(len(batch))
+        for item in items:
+            files.append(f"items/{item_file_name(item.prompt_id, item.seed)}")
             groups = {}
             for layer in layers:
                 if (probe.layers is None or layer.index in probe.layers) and f"{layer.kind}/{layer.block}" not in groups:
                     groups[f"{layer.kind}/{layer.block}"] = adapter.segment(item.prompt, layer).to_dict()
             segmentations[item.prompt_id] = groups
-            if bar is not None:
-                bar.update(1)
     finally:
         if bar is not None:
             bar.close()

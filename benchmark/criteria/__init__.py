@@ -1,0 +1,1 @@
+"""Claim criteria as judgements of measurements, one module per paper (unit-tested on planted data)."""

@@ -1,0 +1,196 @@
+"""Paper B's criteria (../shared/CLAIMS.md, B01-B17) as judgements of an AttentionData measurement.
+
+Definitions (paper B): key importance mu_k = mean attention a key receives (over probed queries and heads, then
+steps); sink = top-1 key by mu_k; sink-to-random ratio = mu_k(sink) / mu_k(a random other key), whose
+expectation over the random draw is the mean mu_k of the other keys, used here so that no draw is needed.
+Every statistic is per prompt first; CIs are seeded paired bootstraps over prompts (benchmark.stats).
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from ..measurements import AttentionData
+from ..stats import bootstrap_mean_ci
+from ..verdict import ClaimOutcome, contradicted, inconclusive, reproduced
+
+PEAK_RATIO_THRESHOLD = 100.0      # B01: the paper's design example, "> 100x in deep layers"
+DETERMINISTIC_SHARE = 0.10        # B02: "deterministic" models have fewer distinct sinks than 10% of prompts
+AGREEMENT_THRESHOLD = 0.8         # B06: most prompts and seeds share the top-1 sink
+VALUE_NORM_THRESHOLD = 0.5        # B12: sink value norms below half of the others'
+
+
+def sink_to_random(mu: np.ndarray) -> np.ndarray:
+    """Per row of key importances (items, keys): mu(sink) / mean mu(other keys)."""
+    top = mu.max(axis=-1)
+    others = (mu.sum(axis=-1) - top) / (mu.shape[-1] - 1)
+    return top / others
+
+
+def ratio_by_layer(data: AttentionData) -> np.ndarray:
+    """(items, layers) sink-to-random ratios."""
+    return np.stack([sink_to_random(data.importance(layer)) for layer in range(data.n_layers)], axis=1)
+
+
+def _same_keys_layers(data: AttentionData) -> list[int]:
+    """The layers that attend over the most common key set (all of them in a joint-attention DiT)."""
+    sizes = Counter(m.shape[-1] for m in data.mass)
+    common = sizes.most_common(1)[0][0]
+    return [i for i, m in enumerate(data.mass) if m.shape[-1] == common]
+
+
+def global_sinks(data: AttentionData) -> np.ndarray:
+    """Per item: the index of the key with the largest importance averaged over layers (of one key set)."""
+    layers = _same_keys_layers(data)
+    mu = np.mean([data.importance(i) for i in layers], axis=0)
+    return mu.argmax(axis=-1)
+
+
+def _ci_verdict(stat, value_text: str, *, threshold: float, holds: str, what: str, log10: bool = False,
+                **kw) -> ClaimOutcome:
+    """The claim holds when the statistic is `holds` ("above" / "below") the threshold: REPRODUCED when the
+    whole CI is on that side, CONTRADICTED when it is on the other, else INCONCLUSIVE."""
+    lo, hi = stat.ci
+    show = (lambda x: 10 ** x) if log10 else (lambda x: x)
+    measured = f"{value_text} (95% CI [{show(lo):.3g}, {show(hi):.3g}], n={stat.n})"
+    cut = np.log10(threshold) if log10 else threshold
+    kw = {"value": float(show(stat.estimate)), "ci": (float(show(lo)), float(show(hi))), "n": stat.n,
+          "stats": [stat.to_dict()], **kw}
+    side = "above" if lo > cut else "below" if hi < cut else None
+    if side is None:
+        return inconclusive(measured, f"{what}: the CI contains {threshold:g}", **kw)
+    verdict = reproduced if side == holds else contradicted
+    return verdict(measured, f"{what}: the CI lies {side} {threshold:g}", **kw)
+
+
+def b01_peak_ratio(data: AttentionData, seed: int = 0) -> ClaimOutcome:
+    ratios = ratio_by_layer(data)
+    peak = ratios.max(axis=1)
+    peak_layer = ratios.argmax(axis=1)
+    stat = bootstrap_mean_ci(np.log10(peak), seed=seed)
+    return _ci_verdict(stat, f"peak sink-to-random ratio {10 ** stat.estimate:.3g}x (geometric mean over prompts; "
+                             f"most often at layer {Counter(peak_layer.tolist()).most_common(1)[0][0]})",
+                       threshold=PEAK_RATIO_THRESHOLD, holds="above", log10=True,
+                       what="peak ratio vs the paper's 100x",
+                       samples={"prompt_id": list(data.prompt_ids), "peak_ratio": peak.tolist(),
+                                "peak_layer": peak_layer.tolist()})
+
+
+def deterministic_family(traits) -> bool:
+    """Paper B's reading: joint-attention RoPE models with padded text (FLUX, Qwen-Image, Z-Image) have a
+    fixed sink; absolute-position and video models (PixArt, Wan, LTX) do not."""
+    traits = set(traits)
+    return {"rope", "joint_attention"} <= traits and "video" not in traits and "abspe" not in traits
+
+
+def b02_distinct_sinks(data: AttentionData, traits) -> ClaimOutcome:
+    sinks = global_sinks(data)
+    count, n = len(set(sinks.tolist())), data.n_items
+    expected_few = deterministic_family(traits)
+    types = data.token_types[_same_keys_layers(data)[0]]
+    by_type = Counter(str(types[i][k]) for i, k in enumerate(sinks.tolist()))
+    measured = (f"{count} distinct top-1 sink tokens over {n} prompts ({count / n:.0%}); their token types: "
+                + ", ".join(f"{t} {c}" for t, c in by_type.most_common()))
+    kw = {"value": float(count), "n": n, "samples": {"prompt_id": list(data.prompt_ids), "sink_key": sinks.tolist()}}
+    if n * DETERMINISTIC_SHARE < 2:
+        return inconclusive(measured, f"{n} prompts are too few to tell {DETERMINISTIC_SHARE:.0%} of prompts apart", **kw)
+    few = count < DETERMINISTIC_SHARE * n
+    kind = "deterministic (RoPE, joint attention, padded text)" if expected_few else "stochastic (AbsPE or video)"
+    if few == expected_few:
+        return reproduced(measured, f"the paper reads this family as {kind}, and so it is here", **kw)
+    return contradicted(measured, f"the paper reads this family as {kind}; here it is "
+                                  f"{'deterministic' if few else 'stochastic'}", **kw)
+
+
+def b05_depth(data: AttentionData, seed: int = 0) -> ClaimOutcome:
+    ratios = np.log10(ratio_by_layer(data))
+    half = data.n_layers // 2
+    shallow, deep = ratios[:, :half].mean(axis=1), ratios[:, half:].mean(axis=1)
+    stat = bootstrap_mean_ci(deep - shallow, seed=seed)
+    lo, hi = stat.ci
+    by_layer = 10 ** ratios.mean(axis=0)
+    measured = (f"deeper/shallower mean sink-to-random ratio {10 ** stat.estimate:.3g}x (95% CI [{10 ** lo:.3g}, "
+                f"{10 ** hi:.3g}], n={stat.n}); shallow-half ratio {10 ** shallow.mean():.3g}x; by layer: "
+                + ", ".join(f"{r:.3g}" for r in by_layer))
+    kw = {"value": float(10 ** stat.estimate), "ci": (float(10 ** lo), float(10 ** hi)), "n": stat.n,
+          "stats": [stat.to_dict()], "samples": {"prompt_id": list(data.prompt_ids),
+                                                 "log10_ratio_deep_minus_shallow": (deep - shallow).tolist(),
+                                                 "geometric_ratio_by_layer": by_layer.tolist()}}
+    if lo > 0:
+        return reproduced(measured, "sinks are stronger in the deeper half", **kw)
+    if hi < 0:
+        return contradicted(measured, "sinks are stronger in the shallower half", **kw)
+    return inconclusive(measured, "the CI of the deeper-minus-shallower log ratio contains 0", **kw)
+
+
+def b06_agreement(data: AttentionData) -> ClaimOutcome:
+    from scipy.stats import binomtest
+
+    sinks = global_sinks(data)
+    modal, hits = Counter(sinks.tolist()).most_common(1)[0]
+    n = data.n_items
+    first = int(np.argmax(sinks == modal))
+    kind = data.token_types[_same_keys_layers(data)[0]][first][modal]
+    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+    measured = f"{hits}/{n} prompts share the top-1 sink (key {modal}, {kind}): {hits / n:.0%} (Wilson 95% CI [{ci.low:.2f}, {ci.high:.2f}])"
+    kw = {"value": hits / n, "ci": (float(ci.low), float(ci.high)), "n": n,
+          "samples": {"prompt_id": list(data.prompt_ids), "sink_key": sinks.tolist()}}
+    if ci.low > AGREEMENT_THRESHOLD:
+        return reproduced(measured, f"agreement above {AGREEMENT_THRESHOLD:.0%}: the sink does not depend on the prompt", **kw)
+    if ci.high < AGREEMENT_THRESHOLD:
+        return contradicted(measured, f"agreement below {AGREEMENT_THRESHOLD:.0%}: the sink moves with the prompt", **kw)
+    return inconclusive(measured, f"the CI contains {AGREEMENT_THRESHOLD:.0%}", **kw)
+
+
+def b12_value_norms(data: AttentionData, seed: int = 0) -> ClaimOutcome:
+    per_item = []
+    for layer in range(data.n_layers):
+        values = data.value_norm[layer]
+        if values is None:
+            continue
+        sink = data.importance(layer).argmax(axis=-1)                       # (items,)
+        v = values.mean(axis=1)                                              # (items, keys), over steps
+        at_sink = v[np.arange(len(sink)), sink]
+        others = (v.sum(axis=-1) - at_sink) / (v.shape[-1] - 1)
+        per_item.append(at_sink / others)
+    if not per_item:
+        return inconclusive("no value norms recorded", "the measurement has no value_norm statistic")
+    ratio = np.mean(per_item, axis=0)
+    stat = bootstrap_mean_ci(ratio, seed=seed)
+    return _ci_verdict(stat, f"sink value norm / others' {stat.estimate:.3g} (mean over layers and prompts)",
+                       threshold=VALUE_NORM_THRESHOLD, holds="below", what="value-norm ratio vs 0.5",
+                       samples={"prompt_id": list(data.prompt_ids), "value_norm_ratio": ratio.tolist()})
+
+
+def token_type_shares(data: AttentionData) -> dict[str, np.ndarray]:
+    """Per item: the share of attention (mu summed over keys of a type, averaged over layers of one key set)."""
+    layers = _same_keys_layers(data)
+    shares: dict[str, list[np.ndarray]] = {}
+    for layer in layers:
+        mu, types = data.importance(layer), data.token_types[layer]
+        for t in np.unique(types):
+            shares.setdefault(str(t), []).append(np.where(types == t, mu, 0.0).sum(axis=-1))
+    return {t: np.mean(v, axis=0) for t, v in shares.items()}
+
+
+def b15_budget(data: AttentionData, seed: int = 0) -> ClaimOutcome:
+    shares = token_type_shares(data)
+    if "pad" not in shares or "patch" not in shares:
+        return inconclusive(f"token types measured: {', '.join(sorted(shares))}",
+                            "the measurement has no PAD keys or no image keys")
+    stat = bootstrap_mean_ci(shares["pad"] - shares["patch"], seed=seed)
+    lo, hi = stat.ci
+    listing = ", ".join(f"{t} {v.mean():.1%}" for t, v in sorted(shares.items(), key=lambda kv: -kv[1].mean()))
+    measured = f"attention shares: {listing}; PAD - image {stat.estimate:+.3f} (95% CI [{lo:+.3f}, {hi:+.3f}], n={stat.n})"
+    kw = {"value": float(stat.estimate), "ci": (float(lo), float(hi)), "n": stat.n, "stats": [stat.to_dict()],
+          "samples": {"prompt_id": list(data.prompt_ids), **{f"share_{t}": v.tolist() for t, v in shares.items()}}}
+    if lo > 0:
+        return reproduced(measured, "PAD keys absorb more attention than image keys", **kw)
+    if hi < 0:
+        return contradicted(measured, "image keys absorb more attention than PAD keys", **kw)
+    return inconclusive(measured, "the CI of PAD minus image share contains 0", **kw)
+
+
+__all__ = ["b01_peak_ratio", "b02_distinct_sinks", "b05_depth", "b06_agreement", "b12_value_norms", "b15_budget",
+           "global_sinks", "ratio_by_layer", "sink_to_random", "token_type_shares"]

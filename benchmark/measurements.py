@@ -1,0 +1,141 @@
+"""The shared attention measurement behind the sink claims: one probe run per (model, settings, prompts,
+probe), cached and resumable under the run's cache directory, read back as arrays.
+
+Several claims (B01, B02, B05, B06, B12, B15, ...) are different readings of the same records, so a model is
+measured once with the largest N any of them asks for, and each claim takes the first N items it needs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .cache import cache_key
+from .cards import ModelCard
+from .context import RunContext
+from .probe.records import load_measurement, read_item
+
+STATS = ("mass", "value_norm", "key_norm")
+
+
+@dataclass(frozen=True)
+class AttentionData:
+    """Per layer (in forward order): incoming attention mass per key averaged over the probed queries and
+    heads, conditional branch, `mass[l]` of shape (items, steps, keys) with rows summing to 1; value and key
+    norms of the same shape (None when not recorded); `token_types[l]` (items, keys) of strings."""
+
+    layers: tuple[dict[str, Any], ...]
+    prompt_ids: tuple[str, ...]
+    mass: tuple[np.ndarray, ...]
+    token_types: tuple[np.ndarray, ...]
+    value_norm: tuple[np.ndarray | None, ...]
+    key_norm: tuple[np.ndarray | None, ...]
+    source: str = ""
+
+    @property
+    def n_items(self) -> int:
+        return len(self.prompt_ids)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def depth(self) -> np.ndarray:
+        """Relative depth of each layer, (i + 0.5) / L."""
+        return (np.arange(self.n_layers) + 0.5) / self.n_layers
+
+    def importance(self, layer: int) -> np.ndarray:
+        """Key importance mu_k per item (items, keys): mass averaged over steps."""
+        return self.mass[layer].mean(axis=1)
+
+    def first(self, n: int) -> "AttentionData":
+        if n > self.n_items:
+            raise ValueError(f"asked for {n} items, the measurement has {self.n_items}")
+        cut = lambda arrays: tuple(None if a is None else a[:n] for a in arrays)   # noqa: E731
+        return AttentionData(self.layers, self.prompt_ids[:n], cut(self.mass), cut(self.token_types),
+                             cut(self.value_norm), cut(self.key_norm), self.source)
+
+
+def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
+    """Read a `sinkbench measure` directory (docs/probe-format.md) into arrays."""
+    out = Path(out)
+    doc = load_measurement(out)
+    layers = tuple(doc["layers"])
+    per_stat: dict[str, list[list[np.ndarray]]] = {s: [[] for _ in layers] for s in STATS}
+    types: list[list[np.ndarray]] = [[] for _ in layers]
+    position = {layer["index"]: i for i, layer in enumerate(layers)}
+    for item in doc["items"]:
+        arrays = read_item(out / item["file"])
+        grouped: dict[tuple[str, int], dict[int, np.ndarray]] = {}
+        for (stat, layer, step, br), value in arrays.items():
+            if br == branch and stat in STATS:
+                grouped.setdefault((stat, layer), {})[step] = np.asarray(value, np.float64)
+        segmentation = doc["segmentation"][item["prompt_id"]]
+        for layer in layers:
+            i = position[layer["index"]]
+            for stat in STATS:
+                by_step = grouped.get((stat, layer["index"]))
+                if by_step:
+                    per_stat[stat][i].append(np.stack([by_step[s] for s in sorted(by_step)]))
+            types[i].append(np.asarray(segmentation[f"{layer['kind']}/{layer['block']}"]["token_type"]))
+    mass = []
+    for i, rows in enumerate(per_stat["mass"]):
+        if len(rows) != len(doc["items"]):
+            raise ValueError(f"{out}: layer {layers[i]['name']} has mass records for {len(rows)} of "
+                             f"{len(doc['items'])} items")
+        stacked = np.stack(rows)
+        mass.append(stacked / stacked.sum(axis=-1, keepdims=True))
+    norms = {stat: tuple(np.stack(rows) if len(rows) == len(doc["items"]) else None for rows in per_stat[stat])
+             for stat in ("value_norm", "key_norm")}
+    return AttentionData(layers, tuple(item["prompt_id"] for item in doc["items"]), tuple(mass),
+                         tuple(np.stack(t) for t in types), norms["value_norm"], norms["key_norm"], str(out))
+
+
+def checkpoint_source(card: ModelCard, ctx: RunContext) -> str:
+    if card.organism:
+        return str(card.weights_path)
+    return ctx.settings.checkpoint or card.hub_id
+
+
+def prompt_spec(card: ModelCard, ctx: RunContext, n: int) -> str:
+    """The prompts of a measurement: the organisms' held-out captions, else --prompts or GenEval."""
+    if ctx.settings.prompts:
+        base = ctx.settings.prompts.split(":")[0] if ctx.settings.prompts.lower().startswith(("geneval", "organism")) \
+            else ctx.settings.prompts
+        return f"{base}:{n}"
+    return f"organism:{n}" if card.organism else f"geneval:{n}"
+
+
+def attention_data(ctx: RunContext, card: ModelCard, n: int, claims: Sequence[Any] = ()) -> AttentionData:
+    """The first n items of the model's shared attention measurement (measured once, with the largest N that
+    `claims` or n ask for; cached on disk, so a re-run measures nothing)."""
+    from .prompts import load_prompts
+    from .probe.measure import run_measurement
+    from .probe.session import ProbeSpec
+
+    n_max = max([n] + [ctx.n_for(c.default_n, c.paper_n) for c in claims])
+    memo = ctx.extra.setdefault("attention_data", {})
+    if card.name in memo and memo[card.name].n_items >= n:
+        return memo[card.name].first(n)
+    source = checkpoint_source(card, ctx)
+    prompts = load_prompts(prompt_spec(card, ctx, n_max))
+    probe = ProbeSpec(stats=STATS, queries="auto", branches=("cond",))
+    overrides = {k: v for k, v in (("steps", ctx.settings.steps), ("dtype", ctx.settings.dtype)) if v is not None}
+    key = cache_key({"measurement": "attention", "source": source, "card": card.name, "prompts": prompts.sha256,
+                     "probe": {"stats": list(STATS), "queries": "auto", "branches": ["cond"]},
+                     "overrides": overrides, "seed": ctx.settings.seed})
+    out = Path(ctx.settings.cache_dir) / "measurements" / card.name / key[:16]
+    device = "cuda" if ctx.settings.gpu else ("cpu" if ctx.settings.device == "auto" else ctx.settings.device)
+    if not (out / "measure.json").is_file():
+        # the organisms are small enough to batch on a CPU; real models keep one prompt per call
+        run_measurement(source, prompts.pairs(), out, probe, base_seed=ctx.settings.seed, device=device,
+                        overrides=overrides, progress=True, batch_size=16 if card.organism else 1)
+    data = load_attention(out)
+    memo[card.name] = data
+    return data.first(n)
+
+
+__all__ = ["AttentionData", "STATS", "attention_data", "load_attention"]

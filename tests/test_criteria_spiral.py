@@ -1,0 +1,84 @@
+"""Paper B's criteria on planted measurements where the right verdict is known (one that holds, one that
+does not, per claim)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark.criteria import spiral
+from benchmark.measurements import AttentionData
+
+N_TEXT, N_IMAGE = 8, 24     # keys: 2 content, 1 eos, 5 pad, then image patches
+
+
+def planted(strength_by_layer, *, items=16, steps=4, sink_key=3, moving_sink=False, value_factor=1.0,
+            pad_mass=0.0, seed=0) -> AttentionData:
+    """Uniform attention plus a sink key whose mass is `strength` times any other key's, per layer; optionally
+    a sink that moves with the item, sink values scaled by `value_factor`, and extra mass on PAD keys."""
+    rng = np.random.default_rng(seed)
+    n = N_TEXT + N_IMAGE
+    types = np.array(["content"] * 2 + ["eos"] + ["pad"] * 5 + ["patch"] * N_IMAGE)
+    mass, values, layers = [], [], []
+    for li, strength in enumerate(strength_by_layer):
+        m = np.ones((items, steps, n)) * (1 + 0.05 * rng.random((items, steps, n)))
+        m[:, :, types == "pad"] += pad_mass
+        keys = (np.arange(items) * 7 + 3) % n if moving_sink else np.full(items, sink_key)
+        for i, k in enumerate(keys):
+            m[i, :, k] = strength * m[i, :, k]
+        mass.append(m / m.sum(-1, keepdims=True))
+        v = 1 + 0.05 * rng.random((items, steps, n))
+        for i, k in enumerate(keys):
+            v[i, :, k] *= value_factor
+        values.append(v)
+        layers.append({"index": li, "name": f"blocks.{li}.attn", "kind": "joint", "block": "main"})
+    token_types = tuple(np.tile(types, (items, 1)) for _ in strength_by_layer)
+    return AttentionData(tuple(layers), tuple(f"p{i}" for i in range(items)), tuple(mass), token_types,
+                         tuple(values), tuple(values))
+
+
+def test_sink_to_random_matches_its_definition():
+    mu = np.array([[0.5, 0.25, 0.25], [1 / 3, 1 / 3, 1 / 3]])
+    np.testing.assert_allclose(spiral.sink_to_random(mu), [2.0, 1.0])
+
+
+def test_b01_strong_sink_reproduces_weak_sink_contradicts():
+    assert spiral.b01_peak_ratio(planted([1, 2, 500, 300])).verdict.value == "REPRODUCED"
+    weak = spiral.b01_peak_ratio(planted([1, 2, 5, 3]))
+    assert weak.verdict.value == "CONTRADICTED" and 4 < weak.value < 6
+
+
+def test_b02_deterministic_family_needs_few_distinct_sinks():
+    rope = ["rope", "joint_attention"]
+    fixed, moving = planted([50] * 4, items=40), planted([50] * 4, items=40, moving_sink=True)
+    assert spiral.b02_distinct_sinks(fixed, rope).verdict.value == "REPRODUCED"
+    assert spiral.b02_distinct_sinks(moving, rope).verdict.value == "CONTRADICTED"
+    assert spiral.b02_distinct_sinks(moving, ["abspe"]).verdict.value == "REPRODUCED"
+    assert spiral.b02_distinct_sinks(planted([50] * 4, items=8), rope).verdict.value == "INCONCLUSIVE"
+
+
+def test_b05_sinks_in_the_deeper_half():
+    assert spiral.b05_depth(planted([1, 1, 50, 80])).verdict.value == "REPRODUCED"
+    assert spiral.b05_depth(planted([80, 50, 1, 1])).verdict.value == "CONTRADICTED"
+
+
+def test_b06_agreement_of_the_top_sink_across_prompts():
+    assert spiral.b06_agreement(planted([20] * 3, items=30)).verdict.value == "REPRODUCED"
+    assert spiral.b06_agreement(planted([20] * 3, items=30, moving_sink=True)).verdict.value == "CONTRADICTED"
+
+
+def test_b12_sink_values_near_zero():
+    assert spiral.b12_value_norms(planted([20] * 3, value_factor=0.1)).verdict.value == "REPRODUCED"
+    assert spiral.b12_value_norms(planted([20] * 3, value_factor=1.0)).verdict.value == "CONTRADICTED"
+
+
+def test_b15_pad_budget_against_image_budget():
+    heavy_pad = spiral.b15_budget(planted([2] * 3, pad_mass=20.0))
+    assert heavy_pad.verdict.value == "REPRODUCED" and heavy_pad.samples["share_pad"][0] > 0.5
+    assert spiral.b15_budget(planted([2] * 3)).verdict.value == "CONTRADICTED"
+
+
+def test_first_takes_a_prefix_of_the_items():
+    data = planted([2, 3], items=10)
+    assert data.first(4).n_items == 4 and data.first(4).mass[0].shape == (4, 4, N_TEXT + N_IMAGE)
+    with pytest.raises(ValueError):
+        data.first(11)
