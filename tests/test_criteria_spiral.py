@@ -82,3 +82,14 @@ def test_first_takes_a_prefix_of_the_items():
     assert data.first(4).n_items == 4 and data.first(4).mass[0].shape == (4, 4, N_TEXT + N_IMAGE)
     with pytest.raises(ValueError):
         data.first(11)
+
+
+def test_an_eos_sink_is_one_token_wherever_the_prompt_length_puts_it():
+    data = planted([30] * 3, items=12)
+    types = data.token_types[0].copy()
+    types[:6, 3], types[:6, 2] = "eos", "content"        # half the prompts are one token longer: EOS at 3
+    moved = AttentionData(data.layers, data.prompt_ids, data.mass, tuple(types for _ in data.layers),
+                          data.value_norm, data.key_norm)
+    sinks = spiral.sink_identities(moved)
+    assert sinks[:6] == ["eos"] * 6 and sinks[6:] == ["pad@3"] * 6
+    assert spiral.sink_identities(data) == ["pad@3"] * 12

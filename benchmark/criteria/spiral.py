@@ -1,5 +1,8 @@
 """Paper B's criteria (../shared/CLAIMS.md, B01-B17) as judgements of an AttentionData measurement.
 
+Sink identity (B02, B06): BOS and EOS count as one token wherever the prompt's length puts them; any other key
+is identified by its type and position.
+
 Definitions (paper B): key importance mu_k = mean attention a key receives (over probed queries and heads, then
 steps); sink = top-1 key by mu_k; sink-to-random ratio = mu_k(sink) / mu_k(a random other key), whose
 expectation over the random draw is the mean mu_k of the other keys, used here so that no draw is needed.
@@ -47,6 +50,17 @@ def global_sinks(data: AttentionData) -> np.ndarray:
     return mu.argmax(axis=-1)
 
 
+UNIQUE_TOKENS = ("bos", "eos")     # one per sequence: the same token wherever the prompt's length puts it
+
+
+def sink_identities(data: AttentionData) -> list[str]:
+    """Which token is each item's sink: BOS/EOS by type (their position moves with the prompt's length),
+    any other key by type and position ("pad@12", "patch@0")."""
+    types = data.token_types[_same_keys_layers(data)[0]]
+    return [str(types[i][k]) if str(types[i][k]) in UNIQUE_TOKENS else f"{types[i][k]}@{k}"
+            for i, k in enumerate(global_sinks(data).tolist())]
+
+
 def _ci_verdict(stat, value_text: str, *, threshold: float, holds: str, what: str, log10: bool = False,
                 **kw) -> ClaimOutcome:
     """The claim holds when the statistic is `holds` ("above" / "below") the threshold: REPRODUCED when the
@@ -85,14 +99,13 @@ def deterministic_family(traits) -> bool:
 
 
 def b02_distinct_sinks(data: AttentionData, traits) -> ClaimOutcome:
-    sinks = global_sinks(data)
-    count, n = len(set(sinks.tolist())), data.n_items
+    sinks = sink_identities(data)
+    count, n = len(set(sinks)), data.n_items
     expected_few = deterministic_family(traits)
-    types = data.token_types[_same_keys_layers(data)[0]]
-    by_type = Counter(str(types[i][k]) for i, k in enumerate(sinks.tolist()))
-    measured = (f"{count} distinct top-1 sink tokens over {n} prompts ({count / n:.0%}); their token types: "
-                + ", ".join(f"{t} {c}" for t, c in by_type.most_common()))
-    kw = {"value": float(count), "n": n, "samples": {"prompt_id": list(data.prompt_ids), "sink_key": sinks.tolist()}}
+    measured = (f"{count} distinct top-1 sink tokens over {n} prompts ({count / n:.0%}): "
+                + ", ".join(f"{t} x{c}" for t, c in Counter(sinks).most_common(5)) + (" ..." if count > 5 else ""))
+    kw = {"value": float(count), "n": n, "samples": {"prompt_id": list(data.prompt_ids), "sink": sinks,
+                                                     "sink_key": global_sinks(data).tolist()}}
     if n * DETERMINISTIC_SHARE < 2:
         return inconclusive(measured, f"{n} prompts are too few to tell {DETERMINISTIC_SHARE:.0%} of prompts apart", **kw)
     few = count < DETERMINISTIC_SHARE * n
@@ -127,15 +140,13 @@ def b05_depth(data: AttentionData, seed: int = 0) -> ClaimOutcome:
 def b06_agreement(data: AttentionData) -> ClaimOutcome:
     from scipy.stats import binomtest
 
-    sinks = global_sinks(data)
-    modal, hits = Counter(sinks.tolist()).most_common(1)[0]
+    sinks = sink_identities(data)
+    modal, hits = Counter(sinks).most_common(1)[0]
     n = data.n_items
-    first = int(np.argmax(sinks == modal))
-    kind = data.token_types[_same_keys_layers(data)[0]][first][modal]
     ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
-    measured = f"{hits}/{n} prompts share the top-1 sink (key {modal}, {kind}): {hits / n:.0%} (Wilson 95% CI [{ci.low:.2f}, {ci.high:.2f}])"
+    measured = f"{hits}/{n} prompts share the top-1 sink ({modal}): {hits / n:.0%} (Wilson 95% CI [{ci.low:.2f}, {ci.high:.2f}])"
     kw = {"value": hits / n, "ci": (float(ci.low), float(ci.high)), "n": n,
-          "samples": {"prompt_id": list(data.prompt_ids), "sink_key": sinks.tolist()}}
+          "samples": {"prompt_id": list(data.prompt_ids), "sink": sinks, "sink_key": global_sinks(data).tolist()}}
     if ci.low > AGREEMENT_THRESHOLD:
         return reproduced(measured, f"agreement above {AGREEMENT_THRESHOLD:.0%}: the sink does not depend on the prompt", **kw)
     if ci.high < AGREEMENT_THRESHOLD:
