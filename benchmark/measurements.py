@@ -33,6 +33,8 @@ class AttentionData:
     value_norm: tuple[np.ndarray | None, ...]
     key_norm: tuple[np.ndarray | None, ...]
     source: str = ""
+    # per layer: (first image key, frames, rows, cols) of the image/video keys, None when the layer has none
+    image_grid: tuple[tuple[int, int, int, int] | None, ...] = ()
 
     @property
     def n_items(self) -> int:
@@ -56,7 +58,7 @@ class AttentionData:
             raise ValueError(f"asked for {n} items, the measurement has {self.n_items}")
         cut = lambda arrays: tuple(None if a is None else a[:n] for a in arrays)   # noqa: E731
         return AttentionData(self.layers, self.prompt_ids[:n], cut(self.mass), cut(self.token_types),
-                             cut(self.value_norm), cut(self.key_norm), self.source)
+                             cut(self.value_norm), cut(self.key_norm), self.source, self.image_grid)
 
 
 def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
@@ -88,10 +90,18 @@ def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
                              f"{len(doc['items'])} items")
         stacked = np.stack(rows)
         mass.append(stacked / stacked.sum(axis=-1, keepdims=True))
+    grids = []
+    first = doc["segmentation"][doc["items"][0]["prompt_id"]]
+    for layer in layers:
+        seg = first[f"{layer['kind']}/{layer['block']}"]
+        span = next((sp for sp in seg.get("spans", []) if sp[0] in ("image", "video")), None)
+        grid = seg.get("grid")
+        grids.append((int(span[1]), *map(int, grid)) if span and grid else None)
     norms = {stat: tuple(np.stack(rows) if len(rows) == len(doc["items"]) else None for rows in per_stat[stat])
              for stat in ("value_norm", "key_norm")}
     return AttentionData(layers, tuple(item["prompt_id"] for item in doc["items"]), tuple(mass),
-                         tuple(np.stack(t) for t in types), norms["value_norm"], norms["key_norm"], str(out))
+                         tuple(np.stack(t) for t in types), norms["value_norm"], norms["key_norm"], str(out),
+                         tuple(grids))
 
 
 def checkpoint_source(card: ModelCard, ctx: RunContext) -> str:

@@ -10,7 +10,7 @@ from benchmark.measurements import attention_data
 from benchmark.suite import catalogue, claim_tests, criterion
 
 # the claims that read the shared measurement: it is taken once with the largest N among them
-SHARED_MEASUREMENT = ("B01", "B02", "B05", "B06", "B12", "B15")
+SHARED_MEASUREMENT = ("B01", "B02", "B03", "B05", "B06", "B09", "B12", "B15")
 
 
 def _data(claim, card, ctx):
@@ -36,6 +36,11 @@ def _attach(outcome, ctx, name, draw):
     return outcome
 
 
+@criterion("B03")
+def b03(claim, card, ctx):
+    return spiral.b03_region(_data(claim, card, ctx), card.traits)
+
+
 @criterion("B05")
 def b05(claim, card, ctx):
     data = _data(claim, card, ctx)
@@ -47,6 +52,11 @@ def b05(claim, card, ctx):
 @criterion("B06")
 def b06(claim, card, ctx):
     return spiral.b06_agreement(_data(claim, card, ctx))
+
+
+@criterion("B09")
+def b09(claim, card, ctx):
+    return spiral.b09_key_norms(_data(claim, card, ctx), seed=ctx.settings.seed)
 
 
 @criterion("B12")

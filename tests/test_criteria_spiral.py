@@ -93,3 +93,29 @@ def test_an_eos_sink_is_one_token_wherever_the_prompt_length_puts_it():
     sinks = spiral.sink_identities(moved)
     assert sinks[:6] == ["eos"] * 6 and sinks[6:] == ["pad@3"] * 6
     assert spiral.sink_identities(data) == ["pad@3"] * 12
+
+
+def test_b03_sink_region_follows_the_position_encoding_family():
+    pad_sink = planted([30] * 3, sink_key=3)                       # key 3 is a PAD token
+    rope_pad = ["rope", "joint_attention", "text_pad_tokens"]
+    assert spiral.b03_region(pad_sink, rope_pad).verdict.value == "REPRODUCED"
+    assert spiral.b03_region(pad_sink, ["abspe", "joint_attention"]).verdict.value == "CONTRADICTED"
+    # image keys 8..31 form a 4 x 6 grid; key 8 is its top-left corner, key 8 + 2*6 + 3 its middle
+    grid = tuple((N_TEXT, 1, 4, 6) for _ in range(3))
+    corner = planted([30] * 3, sink_key=N_TEXT)
+    corner = AttentionData(corner.layers, corner.prompt_ids, corner.mass, corner.token_types, corner.value_norm,
+                           corner.key_norm, image_grid=grid)
+    assert spiral.b03_region(corner, ["abspe"]).verdict.value == "REPRODUCED"
+    assert spiral.b03_region(corner, rope_pad).verdict.value == "CONTRADICTED"
+    middle = planted([30] * 3, sink_key=N_TEXT + 2 * 6 + 3)
+    middle = AttentionData(middle.layers, middle.prompt_ids, middle.mass, middle.token_types, middle.value_norm,
+                           middle.key_norm, image_grid=grid)
+    assert not spiral._in_region("corner", "patch", N_TEXT + 2 * 6 + 3, grid[0])
+    assert spiral.b03_region(middle, ["abspe"]).verdict.value == "CONTRADICTED"
+
+
+def test_b09_sink_keys_have_the_others_norm_after_qk_norm():
+    equal = planted([20] * 3)                                     # key norms ~1 +- 5% noise for every key
+    assert spiral.b09_key_norms(equal).verdict.value == "REPRODUCED"
+    big = planted([20] * 3, value_factor=1.6)                     # planted() scales key norms like values
+    assert spiral.b09_key_norms(big).verdict.value == "CONTRADICTED"

@@ -116,6 +116,66 @@ def b02_distinct_sinks(data: AttentionData, traits) -> ClaimOutcome:
                                   f"{'deterministic' if few else 'stochastic'}", **kw)
 
 
+def expected_sink_region(traits) -> str:
+    """Paper B's Models table: where the sink sits, by position-encoding family."""
+    traits = set(traits)
+    if "t2v" in traits:
+        return "first_frame"            # Wan2.1, LTX: first-frame patches (3D RoPE)
+    if "abspe" in traits:
+        return "corner"                 # PixArt: spatial corners (absolute PE)
+    if "text_pad_tokens" in traits or "learned_pad_tokens" in traits:
+        return "text_special"           # FLUX, Z-Image: text <PAD> (and <EOS>, Fig.10)
+    return "text"                       # Qwen-Image: text tokens
+
+
+def _in_region(region: str, token_type: str, key: int, grid) -> bool:
+    if region == "text_special":
+        return token_type in ("pad", "eos", "learned_pad")
+    if region == "text":
+        return token_type not in ("patch", "frame_patch")
+    if grid is None or token_type not in ("patch", "frame_patch"):
+        return False
+    start, frames, rows, cols = grid
+    offset = key - start
+    frame, row, col = offset // (rows * cols), (offset // cols) % rows, offset % cols
+    if region == "first_frame":
+        return frame == 0
+    return row in (0, 1, rows - 2, rows - 1) and col in (0, 1, cols - 2, cols - 1)   # within 2 of a corner
+
+
+REGION_TEXT = {"first_frame": "first-frame patches", "corner": "patches within 2 of a spatial corner",
+               "text_special": "text PAD/EOS tokens", "text": "text tokens"}
+REGION_SHARE = 0.5                # B03: the top sink of most prompts lies in the expected region
+
+
+def b03_region(data: AttentionData, traits) -> ClaimOutcome:
+    """Top sink per prompt at the final denoising step (as the paper's Fig.3), in the region that the model's
+    position-encoding family predicts."""
+    from scipy.stats import binomtest
+
+    region = expected_sink_region(traits)
+    if region == "first_frame":
+        layers = [i for i, layer in enumerate(data.layers) if layer["kind"] == "self"] or _same_keys_layers(data)
+    else:
+        layers = _same_keys_layers(data)
+    mu = np.mean([data.mass[i][:, -1, :] for i in layers], axis=0)
+    sinks = mu.argmax(axis=-1)
+    types, grid = data.token_types[layers[0]], data.image_grid[layers[0]] if data.image_grid else None
+    inside = [_in_region(region, str(types[i][k]), int(k), grid) for i, k in enumerate(sinks.tolist())]
+    hits, n = int(sum(inside)), data.n_items
+    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+    found = Counter(str(types[i][k]) for i, k in enumerate(sinks.tolist()))
+    measured = (f"{hits}/{n} final-step top sinks are {REGION_TEXT[region]} (Wilson 95% CI [{ci.low:.2f}, "
+                f"{ci.high:.2f}]); sink token types: " + ", ".join(f"{t} {c}" for t, c in found.most_common()))
+    kw = {"value": hits / n, "ci": (float(ci.low), float(ci.high)), "n": n,
+          "samples": {"prompt_id": list(data.prompt_ids), "sink_key": sinks.tolist(), "in_region": inside}}
+    if ci.low > REGION_SHARE:
+        return reproduced(measured, f"the sink sits where the PE family predicts ({REGION_TEXT[region]})", **kw)
+    if ci.high < REGION_SHARE:
+        return contradicted(measured, f"the PE family predicts {REGION_TEXT[region]}; most sinks are elsewhere", **kw)
+    return inconclusive(measured, f"the CI contains {REGION_SHARE:.0%}", **kw)
+
+
 def b05_depth(data: AttentionData, seed: int = 0) -> ClaimOutcome:
     ratios = np.log10(ratio_by_layer(data))
     half = data.n_layers // 2
@@ -154,20 +214,44 @@ def b06_agreement(data: AttentionData) -> ClaimOutcome:
     return inconclusive(measured, f"the CI contains {AGREEMENT_THRESHOLD:.0%}", **kw)
 
 
-def b12_value_norms(data: AttentionData, seed: int = 0) -> ClaimOutcome:
-    per_item = []
+KEY_NORM_TOLERANCE = 0.05         # B09: "sink and non-sink keys have equal norms", within 5%
+
+
+def _norm_ratio(data: AttentionData, norms) -> np.ndarray | None:
+    """Per item: norm at each layer's sink key / mean norm of the other keys, averaged over layers and steps."""
+    per_layer = []
     for layer in range(data.n_layers):
-        values = data.value_norm[layer]
-        if values is None:
+        if norms[layer] is None:
             continue
-        sink = data.importance(layer).argmax(axis=-1)                       # (items,)
-        v = values.mean(axis=1)                                              # (items, keys), over steps
+        sink = data.importance(layer).argmax(axis=-1)
+        v = norms[layer].mean(axis=1)
         at_sink = v[np.arange(len(sink)), sink]
-        others = (v.sum(axis=-1) - at_sink) / (v.shape[-1] - 1)
-        per_item.append(at_sink / others)
-    if not per_item:
+        per_layer.append(at_sink / ((v.sum(axis=-1) - at_sink) / (v.shape[-1] - 1)))
+    return np.mean(per_layer, axis=0) if per_layer else None
+
+
+def b09_key_norms(data: AttentionData, seed: int = 0) -> ClaimOutcome:
+    ratio = _norm_ratio(data, data.key_norm)
+    if ratio is None:
+        return inconclusive("no key norms recorded", "the measurement has no key_norm statistic")
+    stat = bootstrap_mean_ci(ratio, seed=seed)
+    lo, hi = stat.ci
+    measured = (f"sink key norm / other keys' {stat.estimate:.3f} after QK-norm and RoPE (95% CI [{lo:.3f}, {hi:.3f}], "
+                f"n={stat.n})")
+    kw = {"value": stat.estimate, "ci": (lo, hi), "n": stat.n, "stats": [stat.to_dict()],
+          "samples": {"prompt_id": list(data.prompt_ids), "key_norm_ratio": ratio.tolist()}}
+    low, high = 1 - KEY_NORM_TOLERANCE, 1 + KEY_NORM_TOLERANCE
+    if low <= lo and hi <= high:
+        return reproduced(measured, "equal norms within 5%: the sink is not made by a larger key", **kw)
+    if hi < low or lo > high:
+        return contradicted(measured, "the sink's key norm differs from the others' by more than 5%", **kw)
+    return inconclusive(measured, "the CI crosses the 5% band", **kw)
+
+
+def b12_value_norms(data: AttentionData, seed: int = 0) -> ClaimOutcome:
+    ratio = _norm_ratio(data, data.value_norm)
+    if ratio is None:
         return inconclusive("no value norms recorded", "the measurement has no value_norm statistic")
-    ratio = np.mean(per_item, axis=0)
     stat = bootstrap_mean_ci(ratio, seed=seed)
     return _ci_verdict(stat, f"sink value norm / others' {stat.estimate:.3g} (mean over layers and prompts)",
                        threshold=VALUE_NORM_THRESHOLD, holds="below", what="value-norm ratio vs 0.5",
@@ -203,5 +287,5 @@ def b15_budget(data: AttentionData, seed: int = 0) -> ClaimOutcome:
     return inconclusive(measured, "the CI of PAD minus image share contains 0", **kw)
 
 
-__all__ = ["b01_peak_ratio", "b02_distinct_sinks", "b05_depth", "b06_agreement", "b12_value_norms", "b15_budget",
+__all__ = ["b01_peak_ratio", "b03_region", "b09_key_norms", "b02_distinct_sinks", "b05_depth", "b06_agreement", "b12_value_norms", "b15_budget",
            "global_sinks", "ratio_by_layer", "sink_to_random", "token_type_shares"]
