@@ -10,7 +10,7 @@ from benchmark.measurements import attention_data
 from benchmark.suite import catalogue, claim_tests, criterion
 
 # the claims that read the shared measurement: it is taken once with the largest N among them
-SHARED_MEASUREMENT = ("B01", "B02", "B03", "B05", "B06", "B09", "B12", "B15")
+SHARED_MEASUREMENT = ("B01", "B02", "B03", "B04", "B05", "B06", "B09", "B12", "B15")
 
 
 def _data(claim, card, ctx):
@@ -39,6 +39,11 @@ def _attach(outcome, ctx, name, draw):
 @criterion("B03")
 def b03(claim, card, ctx):
     return spiral.b03_region(_data(claim, card, ctx), card.traits)
+
+
+@criterion("B04")
+def b04(claim, card, ctx):
+    return spiral.b04_onset(_data(claim, card, ctx))
 
 
 @criterion("B05")

@@ -119,3 +119,24 @@ def test_b09_sink_keys_have_the_others_norm_after_qk_norm():
     assert spiral.b09_key_norms(equal).verdict.value == "REPRODUCED"
     big = planted([20] * 3, value_factor=1.6)                     # planted() scales key norms like values
     assert spiral.b09_key_norms(big).verdict.value == "CONTRADICTED"
+
+
+def _with_step_profile(data: AttentionData, profile) -> AttentionData:
+    """The same data with the sink's strength following `profile` over the steps (1 = no sink)."""
+    mass = []
+    for m in data.mass:
+        m = m.copy()
+        for s, strength in enumerate(profile):
+            m[:, s, 3] = strength * m[:, s, 4]
+        mass.append(m / m.sum(-1, keepdims=True))
+    return AttentionData(data.layers, data.prompt_ids, tuple(mass), data.token_types, data.value_norm, data.key_norm)
+
+
+def test_b04_sinks_form_early_and_persist():
+    base = planted([1] * 3, steps=8)
+    assert spiral.b04_onset(_with_step_profile(base, [30] * 8)).verdict.value == "REPRODUCED"
+    late = _with_step_profile(base, [1, 1, 1, 1, 1, 30, 30, 30])
+    assert spiral.b04_onset(late).verdict.value == "CONTRADICTED"
+    fading = _with_step_profile(base, [30, 30, 1, 1, 1, 1, 1, 1])
+    assert spiral.b04_onset(fading).verdict.value == "CONTRADICTED"
+    assert spiral.b04_onset(base).verdict.value == "CONTRADICTED"      # no sink at all

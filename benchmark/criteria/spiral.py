@@ -176,6 +176,46 @@ def b03_region(data: AttentionData, traits) -> ClaimOutcome:
     return inconclusive(measured, f"the CI contains {REGION_SHARE:.0%}", **kw)
 
 
+EARLY_FRACTION = 0.25             # B04: the sink forms within the first 25% of the denoising steps
+ONSET_LEVEL = 0.5                 # ... reaching half of its largest excess over uniform (ratio - 1)
+PERSIST_SHARE = 0.8               # ... and staying at that level for 80% of the later steps
+MIN_SINK_RATIO = 2.0              # a prompt without a sink-to-random ratio of 2 at any step has no sink to form
+
+
+def ratio_by_step(data: AttentionData) -> np.ndarray:
+    """(items, steps) sink-to-random ratio of the layer-averaged key importance at each step."""
+    layers = _same_keys_layers(data)
+    mu = np.mean([data.mass[i] for i in layers], axis=0)          # (items, steps, keys)
+    return sink_to_random(mu)
+
+
+def b04_onset(data: AttentionData) -> ClaimOutcome:
+    from scipy.stats import binomtest
+
+    ratios = ratio_by_step(data)
+    steps = ratios.shape[1]
+    level = 1 + ONSET_LEVEL * (ratios.max(axis=1) - 1)
+    above = ratios >= level[:, None]
+    onset = above.argmax(axis=1)
+    persists = np.array([above[i, onset[i]:].mean() >= PERSIST_SHARE for i in range(len(onset))])
+    has_sink = ratios.max(axis=1) >= MIN_SINK_RATIO
+    early = onset <= np.floor(EARLY_FRACTION * (steps - 1))
+    ok = has_sink & early & persists
+    hits, n = int(ok.sum()), data.n_items
+    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+    measured = (f"{hits}/{n} prompts form their sink by step {int(np.floor(EARLY_FRACTION * (steps - 1)))} of "
+                f"{steps} and keep it (Wilson 95% CI [{ci.low:.2f}, {ci.high:.2f}]); median onset step "
+                f"{int(np.median(onset))}; mean ratio by step: " + ", ".join(f"{r:.3g}" for r in ratios.mean(axis=0)))
+    kw = {"value": hits / n, "ci": (float(ci.low), float(ci.high)), "n": n,
+          "samples": {"prompt_id": list(data.prompt_ids), "onset_step": onset.tolist(), "persists": persists.tolist(),
+                      "has_sink": has_sink.tolist(), "ratio_by_step": ratios.tolist()}}
+    if ci.low > 0.5:
+        return reproduced(measured, "most prompts' sinks form early and persist", **kw)
+    if ci.high < 0.5:
+        return contradicted(measured, "most prompts' sinks form late, fade, or never form", **kw)
+    return inconclusive(measured, "the CI contains 50%", **kw)
+
+
 def b05_depth(data: AttentionData, seed: int = 0) -> ClaimOutcome:
     ratios = np.log10(ratio_by_layer(data))
     half = data.n_layers // 2
@@ -287,5 +327,5 @@ def b15_budget(data: AttentionData, seed: int = 0) -> ClaimOutcome:
     return inconclusive(measured, "the CI of PAD minus image share contains 0", **kw)
 
 
-__all__ = ["b01_peak_ratio", "b03_region", "b09_key_norms", "b02_distinct_sinks", "b05_depth", "b06_agreement", "b12_value_norms", "b15_budget",
+__all__ = ["b01_peak_ratio", "b03_region", "b04_onset", "ratio_by_step", "b09_key_norms", "b02_distinct_sinks", "b05_depth", "b06_agreement", "b12_value_norms", "b15_budget",
            "global_sinks", "ratio_by_layer", "sink_to_random", "token_type_shares"]
