@@ -17,7 +17,7 @@ from .cards import ModelCard
 from .context import RunContext
 from .probe.records import load_measurement, read_item
 
-STATS = ("mass", "value_norm", "key_norm")
+STATS = ("mass", "entropy", "value_norm", "key_norm")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class AttentionData:
     source: str = ""
     # per layer: (first image key, frames, rows, cols) of the image/video keys, None when the layer has none
     image_grid: tuple[tuple[int, int, int, int] | None, ...] = ()
+    # per layer: (items, steps) attention entropy of the probed queries' rows, mean over heads (nats)
+    entropy: tuple[np.ndarray | None, ...] = ()
 
     @property
     def n_items(self) -> int:
@@ -58,7 +60,8 @@ class AttentionData:
             raise ValueError(f"asked for {n} items, the measurement has {self.n_items}")
         cut = lambda arrays: tuple(None if a is None else a[:n] for a in arrays)   # noqa: E731
         return AttentionData(self.layers, self.prompt_ids[:n], cut(self.mass), cut(self.token_types),
-                             cut(self.value_norm), cut(self.key_norm), self.source, self.image_grid)
+                             cut(self.value_norm), cut(self.key_norm), self.source, self.image_grid,
+                             cut(self.entropy))
 
 
 def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
@@ -98,10 +101,11 @@ def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
         grid = seg.get("grid")
         grids.append((int(span[1]), *map(int, grid)) if span and grid else None)
     norms = {stat: tuple(np.stack(rows) if len(rows) == len(doc["items"]) else None for rows in per_stat[stat])
-             for stat in ("value_norm", "key_norm")}
+             for stat in ("value_norm", "key_norm", "entropy")}
+    entropy = tuple(None if e is None else e.mean(axis=-1) for e in norms["entropy"])   # over heads
     return AttentionData(layers, tuple(item["prompt_id"] for item in doc["items"]), tuple(mass),
                          tuple(np.stack(t) for t in types), norms["value_norm"], norms["key_norm"], str(out),
-                         tuple(grids))
+                         tuple(grids), entropy)
 
 
 def checkpoint_source(card: ModelCard, ctx: RunContext) -> str:
