@@ -61,7 +61,7 @@ def test_a04_index0_and_a07_text_share():
     pad_sink = planted(flat([40] * 3))
     # 360 records without index 0 cannot show a rate below 0.2% (Wilson upper bound ~1%); 3200 can
     assert causal.a04_not_index0(pad_sink).verdict.value == "INCONCLUSIVE"
-    assert causal.a04_not_index0(planted(flat([40] * 4, steps=20), items=40)).verdict.value == "REPRODUCED"
+    assert causal.a04_not_index0(planted(flat([40] * 4, steps=20), items=40, steps=20)).verdict.value == "REPRODUCED"
     assert causal.a07_text_sinks(pad_sink).verdict.value == "REPRODUCED"
     index0 = planted(flat([40] * 3), sink_key=0)
     assert causal.a04_not_index0(index0).verdict.value == "CONTRADICTED"
