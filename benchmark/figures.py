@@ -58,4 +58,21 @@ def token_budget(shares: Mapping[str, np.ndarray], path: str | Path, title: str)
     return path
 
 
-__all__ = ["ratio_over_depth", "token_budget"]
+def layer_step_heatmap(values: np.ndarray, path: str | Path, title: str, label: str) -> Path:
+    """A (layers, steps) map, e.g. MaxMass averaged over prompts (A01, A05)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    image = ax.imshow(values, aspect="auto", origin="lower", cmap="viridis")
+    ax.set_xlabel("denoising step (0 = noisiest)")
+    ax.set_ylabel("attention layer")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label=label)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["layer_step_heatmap", "ratio_over_depth", "token_budget"]

@@ -4,6 +4,7 @@ One test per (claim, applicable model). The H1 dynamics claims (A01-A07) are rea
 measurement of each model (benchmark.measurements), judged by benchmark.criteria.causal; claims whose
 measurements are not built yet are SKIPPED with what they need.
 """
+from benchmark import figures
 from benchmark.criteria import causal
 from benchmark.measurements import attention_data
 from benchmark.suite import catalogue, claim_tests, criterion
@@ -17,9 +18,20 @@ def _data(claim, card, ctx):
     return attention_data(ctx, card, ctx.n_for(claim.default_n, claim.paper_n), others)
 
 
+def _with_maxmass_map(outcome, data, card, ctx, claim_id):
+    """Attach MaxMass over layers x steps (mean over prompts) to the verdict."""
+    if ctx.run_dir is not None:
+        name = f"{claim_id}_{card.name}.png"
+        figures.layer_step_heatmap(causal.max_mass(data).mean(axis=0), ctx.run_dir / "figures" / name,
+                                   f"{claim_id} {card.name}: MaxMass over layers x steps", "MaxMass")
+        outcome.figures.append(f"figures/{name}")
+    return outcome
+
+
 @criterion("A01")
 def a01(claim, card, ctx):
-    return causal.a01_middle_peak(_data(claim, card, ctx), seed=ctx.settings.seed)
+    data = _data(claim, card, ctx)
+    return _with_maxmass_map(causal.a01_middle_peak(data, seed=ctx.settings.seed), data, card, ctx, "A01")
 
 
 @criterion("A02")
@@ -39,7 +51,8 @@ def a04(claim, card, ctx):
 
 @criterion("A05")
 def a05(claim, card, ctx):
-    return causal.a05_early_peak(_data(claim, card, ctx), seed=ctx.settings.seed)
+    data = _data(claim, card, ctx)
+    return _with_maxmass_map(causal.a05_early_peak(data, seed=ctx.settings.seed), data, card, ctx, "A05")
 
 
 @criterion("A06")
