@@ -95,11 +95,14 @@ def evaluate(claim: Claim, card: ModelCard, ctx: RunContext) -> ClaimOutcome:
     if fn is None:
         return skipped(pending_reason(claim))
     from .metrics import MetricUnavailable
+    from .prompts import PromptError
 
     try:
         outcome = fn(claim, card, ctx)
     except MetricUnavailable as exc:    # a metric's weights or side environment are missing: the how-to
         return skipped(f"metric unavailable: {exc}")
+    except PromptError as exc:          # the prompt set is not on this machine (e.g. GenEval offline): the how-to
+        return skipped(f"prompts unavailable: {exc}")
     if not isinstance(outcome, ClaimOutcome):
         raise TypeError(f"the criterion of {claim.id} returned {type(outcome).__name__}, not a ClaimOutcome")
     return outcome
