@@ -15,7 +15,7 @@ import numpy as np
 from .cache import cache_key
 from .cards import ModelCard
 from .context import RunContext
-from .probe.records import load_measurement, read_item
+from .probe.records import align_keys, load_measurement, read_item, span_layout
 
 STATS = ("mass", "entropy", "value_norm", "key_norm")
 
@@ -72,6 +72,9 @@ def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
     per_stat: dict[str, list[list[np.ndarray]]] = {s: [[] for _ in layers] for s in STATS}
     types: list[list[np.ndarray]] = [[] for _ in layers]
     position = {layer["index"]: i for i, layer in enumerate(layers)}
+    # items whose segments differ in length (unpadded text) are aligned to one layout per layer
+    layouts = [span_layout([doc["segmentation"][it["prompt_id"]][f"{layer['kind']}/{layer['block']}"]["spans"]
+                            for it in doc["items"]]) for layer in layers]
     for item in doc["items"]:
         arrays = read_item(out / item["file"])
         grouped: dict[tuple[str, int], dict[int, np.ndarray]] = {}
@@ -81,24 +84,28 @@ def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
         segmentation = doc["segmentation"][item["prompt_id"]]
         for layer in layers:
             i = position[layer["index"]]
+            seg = segmentation[f"{layer['kind']}/{layer['block']}"]
             for stat in STATS:
                 by_step = grouped.get((stat, layer["index"]))
                 if by_step:
-                    per_stat[stat][i].append(np.stack([by_step[s] for s in sorted(by_step)]))
-            types[i].append(np.asarray(segmentation[f"{layer['kind']}/{layer['block']}"]["token_type"]))
+                    stacked = np.stack([by_step[s] for s in sorted(by_step)])
+                    if stat != "entropy":          # per key; entropy is per head
+                        stacked = align_keys(stacked, seg["spans"], layouts[i])
+                    per_stat[stat][i].append(stacked)
+            types[i].append(align_keys(np.asarray(seg["token_type"], dtype=object), seg["spans"], layouts[i],
+                                       fill="absent").astype(str))
     mass = []
     for i, rows in enumerate(per_stat["mass"]):
         if len(rows) != len(doc["items"]):
             raise ValueError(f"{out}: layer {layers[i]['name']} has mass records for {len(rows)} of "
                              f"{len(doc['items'])} items")
         stacked = np.stack(rows)
-        mass.append(stacked / stacked.sum(axis=-1, keepdims=True))
+        mass.append(stacked / stacked.sum(axis=-1, keepdims=True))   # absent keys (alignment) hold 0
     grids = []
     first = doc["segmentation"][doc["items"][0]["prompt_id"]]
-    for layer in layers:
-        seg = first[f"{layer['kind']}/{layer['block']}"]
-        span = next((sp for sp in seg.get("spans", []) if sp[0] in ("image", "video")), None)
-        grid = seg.get("grid")
+    for i, layer in enumerate(layers):
+        grid = first[f"{layer['kind']}/{layer['block']}"].get("grid")
+        span = next((sp for sp in layouts[i] if sp[0] in ("image", "video")), None)
         grids.append((int(span[1]), *map(int, grid)) if span and grid else None)
     norms = {stat: tuple(np.stack(rows) if len(rows) == len(doc["items"]) else None for rows in per_stat[stat])
              for stat in ("value_norm", "key_norm", "entropy")}

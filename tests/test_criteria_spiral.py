@@ -140,3 +140,18 @@ def test_b04_sinks_form_early_and_persist():
     fading = _with_step_profile(base, [30, 30, 1, 1, 1, 1, 1, 1])
     assert spiral.b04_onset(fading).verdict.value == "CONTRADICTED"
     assert spiral.b04_onset(base).verdict.value == "CONTRADICTED"      # no sink at all
+
+
+def test_items_with_different_text_lengths_align_to_one_layout():
+    from benchmark.probe.records import align_keys, span_layout
+
+    short, long = [["text", 0, 3], ["image", 3, 7]], [["text", 0, 5], ["image", 5, 9]]
+    layout = span_layout([short, long])
+    assert layout == [("text", 0, 5), ("image", 5, 9)]
+    aligned = align_keys(np.array([1.0, 2, 3, 10, 11, 12, 13]), short, layout)
+    np.testing.assert_array_equal(aligned, [1, 2, 3, 0, 0, 10, 11, 12, 13])
+    same = np.arange(9.0)
+    assert align_keys(same, long, layout) is same
+    # the sink-to-random ratio counts only the item's own keys
+    mu = np.array([[0.5, 0.25, 0.25, 0.0]])
+    np.testing.assert_allclose(spiral.sink_to_random(mu, np.array([[True, True, True, False]])), [2.0])

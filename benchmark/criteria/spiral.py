@@ -24,16 +24,24 @@ AGREEMENT_THRESHOLD = 0.8         # B06: most prompts and seeds share the top-1 
 VALUE_NORM_THRESHOLD = 0.5        # B12: sink value norms below half of the others'
 
 
-def sink_to_random(mu: np.ndarray) -> np.ndarray:
-    """Per row of key importances (items, keys): mu(sink) / mean mu(other keys)."""
+def sink_to_random(mu: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+    """Per row of key importances (items, keys): mu(sink) / mean mu(other keys). `present` (items, keys)
+    marks the item's own keys when items were aligned to a longer common layout."""
     top = mu.max(axis=-1)
-    others = (mu.sum(axis=-1) - top) / (mu.shape[-1] - 1)
-    return top / others
+    n = mu.shape[-1] if present is None else present.sum(axis=-1)
+    if present is not None and mu.ndim == 3:          # (items, steps, keys)
+        n = n[:, None]
+    return top / ((mu.sum(axis=-1) - top) / (n - 1))
+
+
+def present_keys(data: AttentionData, layer: int) -> np.ndarray:
+    return data.token_types[layer] != "absent"
 
 
 def ratio_by_layer(data: AttentionData) -> np.ndarray:
     """(items, layers) sink-to-random ratios."""
-    return np.stack([sink_to_random(data.importance(layer)) for layer in range(data.n_layers)], axis=1)
+    return np.stack([sink_to_random(data.importance(layer), present_keys(data, layer))
+                     for layer in range(data.n_layers)], axis=1)
 
 
 def _same_keys_layers(data: AttentionData) -> list[int]:
@@ -186,7 +194,7 @@ def ratio_by_step(data: AttentionData) -> np.ndarray:
     """(items, steps) sink-to-random ratio of the layer-averaged key importance at each step."""
     layers = _same_keys_layers(data)
     mu = np.mean([data.mass[i] for i in layers], axis=0)          # (items, steps, keys)
-    return sink_to_random(mu)
+    return sink_to_random(mu, present_keys(data, layers[0]))
 
 
 def b04_onset(data: AttentionData) -> ClaimOutcome:
@@ -266,7 +274,8 @@ def _norm_ratio(data: AttentionData, norms) -> np.ndarray | None:
         sink = data.importance(layer).argmax(axis=-1)
         v = norms[layer].mean(axis=1)
         at_sink = v[np.arange(len(sink)), sink]
-        per_layer.append(at_sink / ((v.sum(axis=-1) - at_sink) / (v.shape[-1] - 1)))
+        n = present_keys(data, layer).sum(axis=-1)
+        per_layer.append(at_sink / ((v.sum(axis=-1) - at_sink) / (n - 1)))
     return np.mean(per_layer, axis=0) if per_layer else None
 
 

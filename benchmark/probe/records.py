@@ -62,15 +62,53 @@ def read_item(path: str | Path) -> dict[tuple[str, int, int, str], np.ndarray]:
         return {parse_array_name(n): data[n] for n in data.files}
 
 
-def key_importance(item_files: Sequence[Path], branch: str = "cond") -> dict[int, np.ndarray]:
-    """mu_k per layer: the mean over items and steps of the recorded head-averaged (or per-head) mass."""
+def span_layout(spans_per_item: Sequence[Sequence[Sequence[Any]]]) -> list[tuple[str, int, int]]:
+    """A common key layout for items whose segments differ in length (e.g. Qwen-Image's unpadded text):
+    the segments in order, each as long as its longest occurrence."""
+    names: list[str] = []
+    longest: dict[str, int] = {}
+    for spans in spans_per_item:
+        for name, start, end in spans:
+            if name not in longest:
+                names.append(name)
+            longest[name] = max(longest.get(name, 0), int(end) - int(start))
+    layout, offset = [], 0
+    for name in names:
+        layout.append((name, offset, offset + longest[name]))
+        offset += longest[name]
+    return layout
+
+
+def align_keys(array: np.ndarray, spans: Sequence[Sequence[Any]], layout: Sequence[tuple[str, int, int]],
+               fill: Any = 0.0) -> np.ndarray:
+    """Place an item's per-key values (last axis) into the common layout; keys a segment lacks get `fill`."""
+    total = layout[-1][2] if layout else array.shape[-1]
+    if array.shape[-1] == total and [tuple(s[1:]) for s in spans] == [tuple(s[1:]) for s in layout]:
+        return array
+    out = np.full(array.shape[:-1] + (total,), fill, dtype=array.dtype)
+    where = {name: start for name, start, _ in layout}
+    for name, start, end in spans:
+        out[..., where[name]:where[name] + (end - start)] = array[..., start:end]
+    return out
+
+
+def key_importance(item_files: Sequence[Path], branch: str = "cond",
+                   spans: Sequence[Mapping[int, Sequence[Sequence[Any]]]] | None = None) -> dict[int, np.ndarray]:
+    """mu_k per layer: the mean over items and steps of the recorded head-averaged (or per-head) mass.
+    `spans` (per item: layer -> segments) aligns items whose key counts differ to a common layout."""
     sums: dict[int, np.ndarray] = {}
     counts: dict[int, int] = defaultdict(int)
-    for path in item_files:
+    layouts: dict[int, list] = {}
+    if spans:
+        for layer in spans[0]:
+            layouts[layer] = span_layout([s[layer] for s in spans if layer in s])
+    for index, path in enumerate(item_files):
         for (stat, layer, _step, br), array in read_item(path).items():
             if stat != "mass" or br != branch:
                 continue
             vector = array.mean(axis=0) if array.ndim == 2 else array
+            if layer in layouts and spans and layer in spans[index]:
+                vector = align_keys(vector, spans[index][layer], layouts[layer])
             sums[layer] = sums.get(layer, 0) + vector.astype(np.float64)
             counts[layer] += 1
     return {layer: sums[layer] / counts[layer] for layer in sums}
@@ -79,7 +117,10 @@ def key_importance(item_files: Sequence[Path], branch: str = "cond") -> dict[int
 def write_measurement(out: str | Path, *, adapter, items: Sequence, probe, item_files: Sequence[str],
                       segmentations: Mapping[str, Any]) -> Path:
     out = Path(out)
-    importance = key_importance([out / f for f in item_files])
+    kinds = {layer.index: f"{layer.kind}/{layer.block}" for layer in adapter.attention_layers()}
+    spans = [{index: segmentations[it.prompt_id][kind]["spans"] for index, kind in kinds.items()
+              if kind in segmentations.get(it.prompt_id, {})} for it in items]
+    importance = key_importance([out / f for f in item_files], spans=spans)
     files = {}
     for layer, vector in importance.items():
         rel = f"key_importance/L{layer:03d}.npy"
