@@ -16,6 +16,24 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
+
+
+def attach(outcome, ctx, name: str, draw):
+    """Draw a figure into the run's figures/ (draw(path)) and link it from the verdict; nothing without a run
+    directory."""
+    if ctx.run_dir is not None:
+        draw(ctx.run_dir / "figures" / name)
+        outcome.figures.append(f"figures/{name}")
+    return outcome
+
+
 def ratio_over_depth(ratios: np.ndarray, path: str | Path, title: str) -> Path:
     """Sink-to-random ratio per layer (items, layers): geometric mean with the 10-90% range of prompts."""
     plt = _pyplot()
@@ -31,12 +49,7 @@ def ratio_over_depth(ratios: np.ndarray, path: str | Path, title: str) -> Path:
     ax.set_ylabel("sink-to-random ratio")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def token_budget(shares: Mapping[str, np.ndarray], path: str | Path, title: str) -> Path:
@@ -50,12 +63,7 @@ def token_budget(shares: Mapping[str, np.ndarray], path: str | Path, title: str)
     ax.bar(names, means, yerr=[low, high], capsize=3)
     ax.set_ylabel("share of attention")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def layer_step_heatmap(values: np.ndarray, path: str | Path, title: str, label: str) -> Path:
@@ -67,12 +75,7 @@ def layer_step_heatmap(values: np.ndarray, path: str | Path, title: str, label: 
     ax.set_ylabel("attention layer")
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, label=label)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
-__all__ = ["layer_step_heatmap", "ratio_over_depth", "token_budget"]
+__all__ = ["attach", "layer_step_heatmap", "ratio_over_depth", "token_budget"]

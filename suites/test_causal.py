@@ -20,12 +20,8 @@ def _data(claim, card, ctx):
 
 def _with_maxmass_map(outcome, data, card, ctx, claim_id):
     """Attach MaxMass over layers x steps (mean over prompts) to the verdict."""
-    if ctx.run_dir is not None:
-        name = f"{claim_id}_{card.name}.png"
-        figures.layer_step_heatmap(causal.max_mass(data).mean(axis=0), ctx.run_dir / "figures" / name,
-                                   f"{claim_id} {card.name}: MaxMass over layers x steps", "MaxMass")
-        outcome.figures.append(f"figures/{name}")
-    return outcome
+    return figures.attach(outcome, ctx, f"{claim_id}_{card.name}.png", lambda path: figures.layer_step_heatmap(
+        causal.max_mass(data).mean(axis=0), path, f"{claim_id} {card.name}: MaxMass over layers x steps", "MaxMass"))
 
 
 @criterion("A01")

@@ -28,14 +28,6 @@ def b02(claim, card, ctx):
     return spiral.b02_distinct_sinks(_data(claim, card, ctx), card.traits)
 
 
-def _attach(outcome, ctx, name, draw):
-    """Draw a figure into the run's figures/ and link it from the verdict."""
-    if ctx.run_dir is not None:
-        draw(ctx.run_dir / "figures" / name)
-        outcome.figures.append(f"figures/{name}")
-    return outcome
-
-
 @criterion("B03")
 def b03(claim, card, ctx):
     return spiral.b03_region(_data(claim, card, ctx), card.traits)
@@ -49,7 +41,7 @@ def b04(claim, card, ctx):
 @criterion("B05")
 def b05(claim, card, ctx):
     data = _data(claim, card, ctx)
-    return _attach(spiral.b05_depth(data, seed=ctx.settings.seed), ctx, f"B05_{card.name}.png",
+    return figures.attach(spiral.b05_depth(data, seed=ctx.settings.seed), ctx, f"B05_{card.name}.png",
                    lambda path: figures.ratio_over_depth(spiral.ratio_by_layer(data), path,
                                                          f"B05 {card.name}: sink-to-random ratio over depth"))
 
@@ -72,7 +64,7 @@ def b12(claim, card, ctx):
 @criterion("B15")
 def b15(claim, card, ctx):
     data = _data(claim, card, ctx)
-    return _attach(spiral.b15_budget(data, seed=ctx.settings.seed), ctx, f"B15_{card.name}.png",
+    return figures.attach(spiral.b15_budget(data, seed=ctx.settings.seed), ctx, f"B15_{card.name}.png",
                    lambda path: figures.token_budget(spiral.token_type_shares(data), path,
                                                      f"B15 {card.name}: attention budget by token type"))
 

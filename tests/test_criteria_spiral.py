@@ -155,3 +155,20 @@ def test_items_with_different_text_lengths_align_to_one_layout():
     # the sink-to-random ratio counts only the item's own keys
     mu = np.array([[0.5, 0.25, 0.25, 0.0]])
     np.testing.assert_allclose(spiral.sink_to_random(mu, np.array([[True, True, True, False]])), [2.0])
+
+
+def test_figures_are_written_and_linked_from_the_verdict(tmp_path):
+    from types import SimpleNamespace
+
+    from benchmark import figures
+
+    data = planted([1, 5, 20])
+    ctx = SimpleNamespace(run_dir=tmp_path)
+    outcome = figures.attach(spiral.b05_depth(data), ctx, "B05_x.png",
+                             lambda path: figures.ratio_over_depth(spiral.ratio_by_layer(data), path, "B05"))
+    figures.token_budget(spiral.token_type_shares(data), tmp_path / "budget.png", "B15")
+    figures.layer_step_heatmap(np.random.default_rng(0).random((3, 4)), tmp_path / "map.png", "A01", "MaxMass")
+    assert outcome.figures == ["figures/B05_x.png"]
+    for name in ("figures/B05_x.png", "budget.png", "map.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figures.attach(spiral.b05_depth(data), SimpleNamespace(run_dir=None), "y.png", None).figures == []
