@@ -130,19 +130,24 @@ def prompt_spec(card: ModelCard, ctx: RunContext, n: int) -> str:
     return f"organism:{n}" if card.organism else f"geneval:{n}"
 
 
-def attention_data(ctx: RunContext, card: ModelCard, n: int, claims: Sequence[Any] = ()) -> AttentionData:
+def attention_data(ctx: RunContext, card: ModelCard, n: int, claims: Sequence[Any] = (),
+                   transform: Any = None) -> AttentionData:
     """The first n items of the model's shared attention measurement (measured once, with the largest N that
-    `claims` or n ask for; cached on disk, so a re-run measures nothing)."""
-    from .prompts import load_prompts
+    `claims` or n ask for; cached on disk, so a re-run measures nothing). `transform` (a PromptTransform, e.g.
+    comma padding) measures the same prompts transformed, as a separate measurement."""
+    from .prompts import apply_transform, load_prompts
     from .probe.measure import run_measurement
     from .probe.session import ProbeSpec
 
     n_max = max([n] + [ctx.n_for(c.default_n, c.paper_n) for c in claims])
     memo = ctx.extra.setdefault("attention_data", {})
-    if card.name in memo and memo[card.name].n_items >= n:
-        return memo[card.name].first(n)
+    memo_key = (card.name, str(transform) if transform is not None else None)
+    if memo_key in memo and memo[memo_key].n_items >= n:
+        return memo[memo_key].first(n)
     source = checkpoint_source(card, ctx)
     prompts = load_prompts(prompt_spec(card, ctx, n_max))
+    if transform is not None:
+        prompts = apply_transform(prompts, transform)
     probe = ProbeSpec(stats=STATS, queries="auto", branches=("cond",))
     overrides = {k: v for k, v in (("steps", ctx.settings.steps), ("dtype", ctx.settings.dtype)) if v is not None}
     key = cache_key({"measurement": "attention", "source": source, "card": card.name, "prompts": prompts.sha256,
@@ -155,7 +160,7 @@ def attention_data(ctx: RunContext, card: ModelCard, n: int, claims: Sequence[An
         run_measurement(source, prompts.pairs(), out, probe, base_seed=ctx.settings.seed, device=device,
                         overrides=overrides, progress=True, batch_size=16 if card.organism else 1)
     data = load_attention(out)
-    memo[card.name] = data
+    memo[memo_key] = data
     return data.first(n)
 
 

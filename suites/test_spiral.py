@@ -69,4 +69,13 @@ def b15(claim, card, ctx):
                                                      f"B15 {card.name}: attention budget by token type"))
 
 
+@criterion("B16")
+def b16(claim, card, ctx):
+    from benchmark.prompts import comma_padding
+
+    base = _data(claim, card, ctx)
+    padded = attention_data(ctx, card, base.n_items, transform=comma_padding(200))   # prompt + ", " x 200
+    return spiral.b16_comma_padding(base, padded, seed=ctx.settings.seed)
+
+
 globals().update(claim_tests("spiral"))

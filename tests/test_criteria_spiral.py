@@ -172,3 +172,10 @@ def test_figures_are_written_and_linked_from_the_verdict(tmp_path):
     for name in ("figures/B05_x.png", "budget.png", "map.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert figures.attach(spiral.b05_depth(data), SimpleNamespace(run_dir=None), "y.png", None).figures == []
+
+
+def test_b16_comma_padding_moves_attention_from_pad_to_image():
+    base = planted([2] * 3, pad_mass=20.0)
+    relieved = planted([2] * 3, pad_mass=2.0, seed=1)          # commas took the PAD slots: image keys gain
+    assert spiral.b16_comma_padding(base, relieved).verdict.value == "REPRODUCED"
+    assert spiral.b16_comma_padding(relieved, base).verdict.value == "CONTRADICTED"

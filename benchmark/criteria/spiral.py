@@ -336,5 +336,29 @@ def b15_budget(data: AttentionData, seed: int = 0) -> ClaimOutcome:
     return inconclusive(measured, "the CI of PAD minus image share contains 0", **kw)
 
 
-__all__ = ["b01_peak_ratio", "b03_region", "b04_onset", "ratio_by_step", "b09_key_norms", "b02_distinct_sinks", "b05_depth", "b06_agreement", "b12_value_norms", "b15_budget",
+def b16_comma_padding(base: AttentionData, padded: AttentionData, seed: int = 0) -> ClaimOutcome:
+    """Paired by prompt: image-key share and PAD share with comma padding minus without."""
+    if base.prompt_ids != padded.prompt_ids:
+        raise ValueError("B16 pairs the same prompts with and without comma padding")
+    before, after = token_type_shares(base), token_type_shares(padded)
+    zero = np.zeros(base.n_items)
+    image = bootstrap_mean_ci(after.get("patch", zero) - before.get("patch", zero), seed=seed)
+    pad = bootstrap_mean_ci(after.get("pad", zero) - before.get("pad", zero), seed=seed)
+    measured = (f"image-key share {before.get('patch', zero).mean():.1%} -> {after.get('patch', zero).mean():.1%} "
+                f"(paired delta {image.estimate:+.3f}, 95% CI [{image.ci[0]:+.3f}, {image.ci[1]:+.3f}]); PAD share "
+                f"{before.get('pad', zero).mean():.1%} -> {after.get('pad', zero).mean():.1%} (delta {pad.estimate:+.3f}, "
+                f"CI [{pad.ci[0]:+.3f}, {pad.ci[1]:+.3f}]); comma share with padding "
+                f"{after.get('comma', zero).mean():.1%}; n={image.n}")
+    kw = {"value": image.estimate, "ci": image.ci, "n": image.n, "stats": [image.to_dict(), pad.to_dict()],
+          "samples": {"prompt_id": list(base.prompt_ids),
+                      **{f"before_{t}": v.tolist() for t, v in before.items()},
+                      **{f"after_{t}": v.tolist() for t, v in after.items()}}}
+    if image.ci[0] > 0 and pad.ci[1] < 0:
+        return reproduced(measured, "commas displace PAD attention and image keys gain", **kw)
+    if image.ci[1] < 0:
+        return contradicted(measured, "image keys lose attention under comma padding", **kw)
+    return inconclusive(measured, "the image-share gain or the PAD-share loss is not resolved by the CIs", **kw)
+
+
+__all__ = ["b16_comma_padding", "b01_peak_ratio", "b03_region", "b04_onset", "ratio_by_step", "b09_key_norms", "b02_distinct_sinks", "b05_depth", "b06_agreement", "b12_value_norms", "b15_budget",
            "global_sinks", "ratio_by_layer", "sink_to_random", "token_type_shares"]
