@@ -6,7 +6,7 @@ measured once with the largest N any of them asks for, and each claim takes the 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +18,8 @@ from .context import RunContext
 from .probe.records import align_keys, load_measurement, read_item, span_layout
 
 STATS = ("mass", "entropy", "value_norm", "key_norm")
+PER_KEY_EXTRA = ("logit_mean", "logit_mean_pre_rope")     # read into AttentionData.extra when recorded
+READ = STATS + PER_KEY_EXTRA
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class AttentionData:
     image_grid: tuple[tuple[int, int, int, int] | None, ...] = ()
     # per layer: (items, steps) attention entropy of the probed queries' rows, mean over heads (nats)
     entropy: tuple[np.ndarray | None, ...] = ()
+    # other per-key statistics (e.g. logit_mean, logit_mean_pre_rope): name -> per layer (items, steps, keys)
+    extra: dict[str, tuple[np.ndarray | None, ...]] = field(default_factory=dict)
 
     @property
     def n_items(self) -> int:
@@ -61,7 +65,7 @@ class AttentionData:
         cut = lambda arrays: tuple(None if a is None else a[:n] for a in arrays)   # noqa: E731
         return AttentionData(self.layers, self.prompt_ids[:n], cut(self.mass), cut(self.token_types),
                              cut(self.value_norm), cut(self.key_norm), self.source, self.image_grid,
-                             cut(self.entropy))
+                             cut(self.entropy), {k: cut(v) for k, v in self.extra.items()})
 
 
 def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
@@ -69,7 +73,7 @@ def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
     out = Path(out)
     doc = load_measurement(out)
     layers = tuple(doc["layers"])
-    per_stat: dict[str, list[list[np.ndarray]]] = {s: [[] for _ in layers] for s in STATS}
+    per_stat: dict[str, list[list[np.ndarray]]] = {s: [[] for _ in layers] for s in READ}
     types: list[list[np.ndarray]] = [[] for _ in layers]
     position = {layer["index"]: i for i, layer in enumerate(layers)}
     # items whose segments differ in length (unpadded text) are aligned to one layout per layer
@@ -79,13 +83,13 @@ def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
         arrays = read_item(out / item["file"])
         grouped: dict[tuple[str, int], dict[int, np.ndarray]] = {}
         for (stat, layer, step, br), value in arrays.items():
-            if br == branch and stat in STATS:
+            if br == branch and stat in READ:
                 grouped.setdefault((stat, layer), {})[step] = np.asarray(value, np.float64)
         segmentation = doc["segmentation"][item["prompt_id"]]
         for layer in layers:
             i = position[layer["index"]]
             seg = segmentation[f"{layer['kind']}/{layer['block']}"]
-            for stat in STATS:
+            for stat in READ:
                 by_step = grouped.get((stat, layer["index"]))
                 if by_step:
                     stacked = np.stack([by_step[s] for s in sorted(by_step)])
@@ -108,11 +112,12 @@ def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
         span = next((sp for sp in layouts[i] if sp[0] in ("image", "video")), None)
         grids.append((int(span[1]), *map(int, grid)) if span and grid else None)
     norms = {stat: tuple(np.stack(rows) if len(rows) == len(doc["items"]) else None for rows in per_stat[stat])
-             for stat in ("value_norm", "key_norm", "entropy")}
+             for stat in ("value_norm", "key_norm", "entropy") + PER_KEY_EXTRA}
     entropy = tuple(None if e is None else e.mean(axis=-1) for e in norms["entropy"])   # over heads
     return AttentionData(layers, tuple(item["prompt_id"] for item in doc["items"]), tuple(mass),
                          tuple(np.stack(t) for t in types), norms["value_norm"], norms["key_norm"], str(out),
-                         tuple(grids), entropy)
+                         tuple(grids), entropy,
+                         {k: norms[k] for k in PER_KEY_EXTRA if any(v is not None for v in norms[k])})
 
 
 def checkpoint_source(card: ModelCard, ctx: RunContext) -> str:
@@ -131,27 +136,28 @@ def prompt_spec(card: ModelCard, ctx: RunContext, n: int) -> str:
 
 
 def attention_data(ctx: RunContext, card: ModelCard, n: int, claims: Sequence[Any] = (),
-                   transform: Any = None) -> AttentionData:
+                   transform: Any = None, stats: Sequence[str] = STATS) -> AttentionData:
     """The first n items of the model's shared attention measurement (measured once, with the largest N that
     `claims` or n ask for; cached on disk, so a re-run measures nothing). `transform` (a PromptTransform, e.g.
-    comma padding) measures the same prompts transformed, as a separate measurement."""
+    comma padding) measures the same prompts transformed, and other `stats` (e.g. pre-RoPE logits), as separate
+    measurements."""
     from .prompts import apply_transform, load_prompts
     from .probe.measure import run_measurement
     from .probe.session import ProbeSpec
 
     n_max = max([n] + [ctx.n_for(c.default_n, c.paper_n) for c in claims])
     memo = ctx.extra.setdefault("attention_data", {})
-    memo_key = (card.name, str(transform) if transform is not None else None)
+    memo_key = (card.name, str(transform) if transform is not None else None, tuple(stats))
     if memo_key in memo and memo[memo_key].n_items >= n:
         return memo[memo_key].first(n)
     source = checkpoint_source(card, ctx)
     prompts = load_prompts(prompt_spec(card, ctx, n_max))
     if transform is not None:
         prompts = apply_transform(prompts, transform)
-    probe = ProbeSpec(stats=STATS, queries="auto", branches=("cond",))
+    probe = ProbeSpec(stats=tuple(stats), queries="auto", branches=("cond",))
     overrides = {k: v for k, v in (("steps", ctx.settings.steps), ("dtype", ctx.settings.dtype)) if v is not None}
     key = cache_key({"measurement": "attention", "source": source, "card": card.name, "prompts": prompts.sha256,
-                     "probe": {"stats": list(STATS), "queries": "auto", "branches": ["cond"]},
+                     "probe": {"stats": list(stats), "queries": "auto", "branches": ["cond"]},
                      "overrides": overrides, "seed": ctx.settings.seed})
     out = Path(ctx.settings.cache_dir) / "measurements" / card.name / key[:16]
     device = "cuda" if ctx.settings.gpu else ("cpu" if ctx.settings.device == "auto" else ctx.settings.device)

@@ -56,6 +56,14 @@ def b09(claim, card, ctx):
     return spiral.b09_key_norms(_data(claim, card, ctx), seed=ctx.settings.seed)
 
 
+@criterion("B10")
+def b10(claim, card, ctx):
+    # a separate measurement: pre-RoPE logits need hooks on the QK-norm outputs
+    data = attention_data(ctx, card, ctx.n_for(claim.default_n, claim.paper_n),
+                          stats=("mass", "logit_mean", "logit_mean_pre_rope"))
+    return spiral.b10_rope(data, seed=ctx.settings.seed)
+
+
 @criterion("B12")
 def b12(claim, card, ctx):
     return spiral.b12_value_norms(_data(claim, card, ctx), seed=ctx.settings.seed)

@@ -179,3 +179,25 @@ def test_b16_comma_padding_moves_attention_from_pad_to_image():
     relieved = planted([2] * 3, pad_mass=2.0, seed=1)          # commas took the PAD slots: image keys gain
     assert spiral.b16_comma_padding(base, relieved).verdict.value == "REPRODUCED"
     assert spiral.b16_comma_padding(relieved, base).verdict.value == "CONTRADICTED"
+
+
+def _with_logits(data: AttentionData, pre_sink: float, post_sink: float) -> AttentionData:
+    """Mean logits: every key 1.0 (+-1%) before and after RoPE, except the sink key (3)."""
+    rng = np.random.default_rng(5)
+    pre, post = [], []
+    for m in data.mass:
+        base = 1 + 0.01 * rng.random(m.shape)
+        a, b = base.copy(), base.copy()
+        a[..., 3], b[..., 3] = pre_sink, post_sink
+        b[..., 4:] -= 2.0                                  # RoPE lowers the other keys
+        pre.append(a)
+        post.append(b)
+    return AttentionData(data.layers, data.prompt_ids, data.mass, data.token_types, data.value_norm, data.key_norm,
+                         extra={"logit_mean_pre_rope": tuple(pre), "logit_mean": tuple(post)})
+
+
+def test_b10_sink_advantage_appears_only_after_rope():
+    data = planted([30] * 3)
+    assert spiral.b10_rope(_with_logits(data, pre_sink=1.05, post_sink=1.0)).verdict.value == "REPRODUCED"
+    assert spiral.b10_rope(_with_logits(data, pre_sink=3.0, post_sink=3.0)).verdict.value == "CONTRADICTED"
+    assert spiral.b10_rope(data).verdict.value == "INCONCLUSIVE"     # not recorded

@@ -336,6 +336,50 @@ def b15_budget(data: AttentionData, seed: int = 0) -> ClaimOutcome:
     return inconclusive(measured, "the CI of PAD minus image share contains 0", **kw)
 
 
+PRE_ROPE_TOLERANCE = 0.2         # B10: pre-RoPE mean q.k of the sink within 20% of a random key's
+
+
+def _sink_vs_random(data: AttentionData, stat: str) -> np.ndarray:
+    """Per item: (sink value, mean value of the other keys) of a per-key statistic, over layers and steps,
+    the sink being each layer's top key by importance."""
+    sink_values, other_values = [], []
+    for layer in range(data.n_layers):
+        values = data.extra[stat][layer]
+        if values is None:
+            continue
+        sink = data.importance(layer).argmax(axis=-1)
+        v = values.mean(axis=1)
+        at_sink = v[np.arange(len(sink)), sink]
+        n = present_keys(data, layer).sum(axis=-1)
+        sink_values.append(at_sink)
+        other_values.append((v.sum(axis=-1) - at_sink) / (n - 1))
+    return np.mean(sink_values, axis=0), np.mean(other_values, axis=0)
+
+
+def b10_rope(data: AttentionData, seed: int = 0) -> ClaimOutcome:
+    """Before RoPE the sink's mean logit is like a random key's; after RoPE it stands out."""
+    if not all(k in data.extra for k in ("logit_mean", "logit_mean_pre_rope")):
+        return inconclusive("no pre/post-RoPE logits recorded", "the measurement lacks logit_mean(_pre_rope)")
+    pre_sink, pre_other = _sink_vs_random(data, "logit_mean_pre_rope")
+    post_sink, post_other = _sink_vs_random(data, "logit_mean")
+    relative = (pre_sink - pre_other) / np.maximum(np.abs(pre_sink), np.abs(pre_other))
+    pre = bootstrap_mean_ci(relative, seed=seed)
+    post = bootstrap_mean_ci(post_sink - post_other, seed=seed)
+    measured = (f"pre-RoPE mean logit sink {pre_sink.mean():.3g} vs others {pre_other.mean():.3g} (relative gap "
+                f"{pre.estimate:+.2f}, 95% CI [{pre.ci[0]:+.2f}, {pre.ci[1]:+.2f}]); post-RoPE sink {post_sink.mean():.3g} "
+                f"vs others {post_other.mean():.3g} (gap {post.estimate:+.3g}, CI [{post.ci[0]:+.3g}, {post.ci[1]:+.3g}]); "
+                f"n={pre.n}")
+    kw = {"value": post.estimate, "ci": post.ci, "n": pre.n, "stats": [pre.to_dict(), post.to_dict()],
+          "samples": {"prompt_id": list(data.prompt_ids), "pre_sink": pre_sink.tolist(), "pre_other": pre_other.tolist(),
+                      "post_sink": post_sink.tolist(), "post_other": post_other.tolist()}}
+    similar_before = -PRE_ROPE_TOLERANCE <= pre.ci[0] and pre.ci[1] <= PRE_ROPE_TOLERANCE
+    if similar_before and post.ci[0] > 0:
+        return reproduced(measured, "the sink's advantage appears only after RoPE", **kw)
+    if pre.ci[0] > PRE_ROPE_TOLERANCE or post.ci[1] < 0:
+        return contradicted(measured, "the sink already stands out before RoPE, or not after it", **kw)
+    return inconclusive(measured, "the CIs do not settle both halves of the claim", **kw)
+
+
 def b16_comma_padding(base: AttentionData, padded: AttentionData, seed: int = 0) -> ClaimOutcome:
     """Paired by prompt: image-key share and PAD share with comma padding minus without."""
     if base.prompt_ids != padded.prompt_ids:
@@ -360,5 +404,5 @@ def b16_comma_padding(base: AttentionData, padded: AttentionData, seed: int = 0)
     return inconclusive(measured, "the image-share gain or the PAD-share loss is not resolved by the CIs", **kw)
 
 
-__all__ = ["b16_comma_padding", "b01_peak_ratio", "b03_region", "b04_onset", "ratio_by_step", "b09_key_norms", "b02_distinct_sinks", "b05_depth", "b06_agreement", "b12_value_norms", "b15_budget",
+__all__ = ["b10_rope", "b16_comma_padding", "b01_peak_ratio", "b03_region", "b04_onset", "ratio_by_step", "b09_key_norms", "b02_distinct_sinks", "b05_depth", "b06_agreement", "b12_value_norms", "b15_budget",
            "global_sinks", "ratio_by_layer", "sink_to_random", "token_type_shares"]
