@@ -127,10 +127,14 @@ def checkpoint_source(card: ModelCard, ctx: RunContext) -> str:
 
 
 def prompt_spec(card: ModelCard, ctx: RunContext, n: int) -> str:
-    """The prompts of a measurement: the organisms' held-out captions, else --prompts or GenEval."""
-    if ctx.settings.prompts:
-        base = ctx.settings.prompts.split(":")[0] if ctx.settings.prompts.lower().startswith(("geneval", "organism")) \
-            else ctx.settings.prompts
+    """The prompts of a measurement, n of them: --prompts (its own ":N" replaced), else the organisms'
+    held-out captions, else GenEval."""
+    import re
+
+    given = ctx.settings.prompts
+    if given:
+        sized = re.fullmatch(r"(.+):(\d+)", given.strip())
+        base = sized.group(1) if sized and not Path(given).expanduser().exists() else given.strip()
         return f"{base}:{n}"
     return f"organism:{n}" if card.organism else f"geneval:{n}"
 

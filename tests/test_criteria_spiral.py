@@ -201,3 +201,19 @@ def test_b10_sink_advantage_appears_only_after_rope():
     assert spiral.b10_rope(_with_logits(data, pre_sink=1.05, post_sink=1.0)).verdict.value == "REPRODUCED"
     assert spiral.b10_rope(_with_logits(data, pre_sink=3.0, post_sink=3.0)).verdict.value == "CONTRADICTED"
     assert spiral.b10_rope(data).verdict.value == "INCONCLUSIVE"     # not recorded
+
+
+def test_measurement_prompt_spec_takes_n_from_the_claim(tmp_path):
+    from types import SimpleNamespace
+
+    from benchmark.measurements import prompt_spec
+
+    organism, real = SimpleNamespace(organism=True), SimpleNamespace(organism=False)
+    ctx = lambda prompts: SimpleNamespace(settings=SimpleNamespace(prompts=prompts))   # noqa: E731
+    assert prompt_spec(organism, ctx(None), 100) == "organism:100"
+    assert prompt_spec(real, ctx(None), 16) == "geneval:16"
+    assert prompt_spec(real, ctx("geneval:553"), 16) == "geneval:16"
+    listed = tmp_path / "p.txt"
+    listed.write_text("a red circle\n")
+    assert prompt_spec(real, ctx(f"{listed}:50"), 8) == f"{listed}:8"
+    assert prompt_spec(real, ctx(str(listed)), 8) == f"{listed}:8"
