@@ -17,7 +17,7 @@ from .cards import ModelCard
 from .context import RunContext
 from .probe.records import align_keys, load_measurement, read_item, span_layout
 
-STATS = ("mass", "entropy", "value_norm", "key_norm")
+STATS = ("mass", "entropy", "value_norm", "key_norm", "activation")
 PER_KEY_EXTRA = ("logit_mean", "logit_mean_pre_rope")     # read into AttentionData.extra when recorded
 READ = STATS + PER_KEY_EXTRA
 
@@ -41,6 +41,10 @@ class AttentionData:
     entropy: tuple[np.ndarray | None, ...] = ()
     # other per-key statistics (e.g. logit_mean, logit_mean_pre_rope): name -> per layer (items, steps, keys)
     extra: dict[str, tuple[np.ndarray | None, ...]] = field(default_factory=dict)
+    # block output magnitudes (massive activations): (items, blocks, steps) max |h|, and each block's first
+    # attention layer (blocks hold one attention layer in DiTs, two in SDXL's transformer blocks)
+    block_act_max: np.ndarray | None = None
+    block_first_layer: tuple[int, ...] = ()
 
     @property
     def n_items(self) -> int:
@@ -65,7 +69,8 @@ class AttentionData:
         cut = lambda arrays: tuple(None if a is None else a[:n] for a in arrays)   # noqa: E731
         return AttentionData(self.layers, self.prompt_ids[:n], cut(self.mass), cut(self.token_types),
                              cut(self.value_norm), cut(self.key_norm), self.source, self.image_grid,
-                             cut(self.entropy), {k: cut(v) for k, v in self.extra.items()})
+                             cut(self.entropy), {k: cut(v) for k, v in self.extra.items()},
+                             None if self.block_act_max is None else self.block_act_max[:n], self.block_first_layer)
 
 
 def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
@@ -79,8 +84,16 @@ def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
     # items whose segments differ in length (unpadded text) are aligned to one layout per layer
     layouts = [span_layout([doc["segmentation"][it["prompt_id"]][f"{layer['kind']}/{layer['block']}"]["spans"]
                             for it in doc["items"]]) for layer in layers]
+    blocks = doc.get("blocks") or []
+    activations = []
     for item in doc["items"]:
         arrays = read_item(out / item["file"])
+        if blocks:
+            act = np.full((len(blocks), max((k[2] for k in arrays), default=-1) + 1), np.nan)
+            for (stat, block, step, br), value in arrays.items():
+                if stat == "block_act_max" and br == branch:
+                    act[block, step] = float(value)
+            activations.append(act)
         grouped: dict[tuple[str, int], dict[int, np.ndarray]] = {}
         for (stat, layer, step, br), value in arrays.items():
             if br == branch and stat in READ:
@@ -114,10 +127,13 @@ def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
     norms = {stat: tuple(np.stack(rows) if len(rows) == len(doc["items"]) else None for rows in per_stat[stat])
              for stat in ("value_norm", "key_norm", "entropy") + PER_KEY_EXTRA}
     entropy = tuple(None if e is None else e.mean(axis=-1) for e in norms["entropy"])   # over heads
+    first_layer = tuple(min(position[layer["index"]] for layer in layers if layer["name"].startswith(block + "."))
+                        for block in blocks)
     return AttentionData(layers, tuple(item["prompt_id"] for item in doc["items"]), tuple(mass),
                          tuple(np.stack(t) for t in types), norms["value_norm"], norms["key_norm"], str(out),
                          tuple(grids), entropy,
-                         {k: norms[k] for k in PER_KEY_EXTRA if any(v is not None for v in norms[k])})
+                         {k: norms[k] for k in PER_KEY_EXTRA if any(v is not None for v in norms[k])},
+                         np.stack(activations) if activations else None, first_layer)
 
 
 def checkpoint_source(card: ModelCard, ctx: RunContext) -> str:

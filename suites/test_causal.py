@@ -10,7 +10,7 @@ from benchmark.measurements import attention_data
 from benchmark.suite import catalogue, claim_tests, criterion
 
 # the claims that read the shared measurement (with paper B's, which asks for the largest N)
-SHARED_MEASUREMENT = ("A01", "A02", "A03", "A04", "A05", "A06", "A07", "B02", "B06")
+SHARED_MEASUREMENT = ("A01", "A02", "A03", "A04", "A05", "A06", "A07", "A08", "B02", "B06")
 
 
 def _data(claim, card, ctx):
@@ -59,6 +59,11 @@ def a06(claim, card, ctx):
 @criterion("A07")
 def a07(claim, card, ctx):
     return causal.a07_text_sinks(_data(claim, card, ctx))
+
+
+@criterion("A08")
+def a08(claim, card, ctx):
+    return causal.a08_activation_peak(_data(claim, card, ctx))
 
 
 globals().update(claim_tests("causal"))

@@ -10,7 +10,7 @@ from benchmark.measurements import attention_data
 from benchmark.suite import catalogue, claim_tests, criterion
 
 # the claims that read the shared measurement: it is taken once with the largest N among them
-SHARED_MEASUREMENT = ("B01", "B02", "B03", "B04", "B05", "B06", "B09", "B12", "B15")
+SHARED_MEASUREMENT = ("B01", "B02", "B03", "B04", "B05", "B08", "B06", "B09", "B12", "B15")
 
 
 def _data(claim, card, ctx):
@@ -49,6 +49,11 @@ def b05(claim, card, ctx):
 @criterion("B06")
 def b06(claim, card, ctx):
     return spiral.b06_agreement(_data(claim, card, ctx))
+
+
+@criterion("B08")
+def b08(claim, card, ctx):
+    return spiral.b08_activation_before_sink(_data(claim, card, ctx), seed=ctx.settings.seed)
 
 
 @criterion("B09")

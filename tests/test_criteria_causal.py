@@ -73,3 +73,17 @@ def test_a06_narrow_or_spread_positions():
     assert causal.a06_narrow_positions(planted(flat([40] * 3))).verdict.value == "REPRODUCED"
     spread = planted(flat([40] * 3), sink_of=lambda i, li, s: (i * 5 + s) % (N_TEXT + N_IMAGE))
     assert causal.a06_narrow_positions(spread).verdict.value == "CONTRADICTED"
+
+
+def _with_activations(data: AttentionData, peak_block: int) -> AttentionData:
+    acts = np.ones((data.n_items, data.n_layers, data.mass[0].shape[1]))
+    acts[:, peak_block] = 50.0
+    return AttentionData(data.layers, data.prompt_ids, data.mass, data.token_types, data.value_norm, data.key_norm,
+                         entropy=data.entropy, block_act_max=acts, block_first_layer=tuple(range(data.n_layers)))
+
+
+def test_a08_activation_peak_at_the_concentration_peak():
+    data = planted(flat([2, 3, 40, 5, 2, 2]))                      # MaxMass peaks at layer 2
+    assert causal.a08_activation_peak(_with_activations(data, 3)).verdict.value == "REPRODUCED"   # adjacent
+    assert causal.a08_activation_peak(_with_activations(data, 5)).verdict.value == "CONTRADICTED"
+    assert causal.a08_activation_peak(data).verdict.value == "INCONCLUSIVE"                       # not recorded

@@ -217,3 +217,13 @@ def test_measurement_prompt_spec_takes_n_from_the_claim(tmp_path):
     listed.write_text("a red circle\n")
     assert prompt_spec(real, ctx(f"{listed}:50"), 8) == f"{listed}:8"
     assert prompt_spec(real, ctx(str(listed)), 8) == f"{listed}:8"
+
+
+def test_b08_activations_peak_before_the_sinks():
+    data = planted([1, 2, 5, 40, 60, 30])                           # sinks peak at layer 4
+    with_acts = lambda block: AttentionData(                        # noqa: E731
+        data.layers, data.prompt_ids, data.mass, data.token_types, data.value_norm, data.key_norm,
+        block_act_max=np.where(np.arange(6)[None, :, None] == block, 50.0, 1.0) * np.ones((16, 6, 4)),
+        block_first_layer=tuple(range(6)))
+    assert spiral.b08_activation_before_sink(with_acts(1)).verdict.value == "REPRODUCED"
+    assert spiral.b08_activation_before_sink(with_acts(5)).verdict.value == "CONTRADICTED"

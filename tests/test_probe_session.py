@@ -270,10 +270,14 @@ def test_batched_measurement_records_what_single_prompts_record(tiny_dirs, tmp_p
     from benchmark.probe.session import ProbeSpec
 
     prompts = [("a", "a red circle"), ("b", "two blue squares and a yellow triangle"), ("c", "a green square")]
-    probe = ProbeSpec(stats=("mass", "value_norm"), steps=(0, 1))
+    probe = ProbeSpec(stats=("mass", "value_norm", "activation"), steps=(0, 1))
     run_measurement(str(tiny_dirs("flux")), prompts, tmp_path / "one", probe, progress=False, batch_size=1)
     run_measurement(str(tiny_dirs("flux")), prompts, tmp_path / "three", probe, progress=False, batch_size=3)
     single, batched = load_attention(tmp_path / "one"), load_attention(tmp_path / "three")
     for layer in range(single.n_layers):
         np.testing.assert_allclose(batched.mass[layer], single.mass[layer], rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(batched.value_norm[layer], single.value_norm[layer], rtol=1e-4)
+    # block output magnitudes: one per block (flux: 2 double + 2 single blocks) and step, each block's layer
+    assert single.block_act_max.shape == (3, single.n_layers, 2) and np.all(single.block_act_max > 0)
+    assert single.block_first_layer == tuple(range(single.n_layers))
+    np.testing.assert_allclose(batched.block_act_max, single.block_act_max, rtol=1e-4)

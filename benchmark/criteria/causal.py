@@ -156,6 +156,32 @@ def a07_text_sinks(data: AttentionData) -> ClaimOutcome:
     return inconclusive(measured, "the CI contains 99.9%", **kw)
 
 
+def a08_activation_peak(data: AttentionData) -> ClaimOutcome:
+    """Per prompt: the layer of the largest block output magnitude (mean over steps) is the layer of the largest
+    MaxMass, or adjacent to it."""
+    from scipy.stats import binomtest
+
+    if data.block_act_max is None:
+        return inconclusive("no block activations recorded", "the measurement has no activation statistic")
+    mm_layer = max_mass(data).mean(axis=2).argmax(axis=1)                        # (items,)
+    act_block = np.nanmean(data.block_act_max, axis=2).argmax(axis=1)
+    act_layer = np.asarray(data.block_first_layer)[act_block]
+    close = np.abs(act_layer - mm_layer) <= 1
+    hits, n = int(close.sum()), data.n_items
+    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+    measured = (f"{hits}/{n} prompts have their activation peak at or next to their MaxMass peak layer (Wilson 95% CI "
+                f"[{ci.low:.2f}, {ci.high:.2f}]); most common peaks: activation layer "
+                f"{Counter(act_layer.tolist()).most_common(1)[0][0]}, MaxMass layer {Counter(mm_layer.tolist()).most_common(1)[0][0]}")
+    kw = {"value": hits / n, "ci": (float(ci.low), float(ci.high)), "n": n,
+          "samples": {"prompt_id": list(data.prompt_ids), "activation_peak_layer": act_layer.tolist(),
+                      "maxmass_peak_layer": mm_layer.tolist()}}
+    if ci.low > 0.5:
+        return reproduced(measured, "activation magnitude peaks where concentration peaks", **kw)
+    if ci.high < 0.5:
+        return contradicted(measured, "activation and concentration peak at different depths", **kw)
+    return inconclusive(measured, "the CI contains 50%", **kw)
+
+
 def a05_early_peak(data: AttentionData, seed: int = 0) -> ClaimOutcome:
     mm = max_mass(data).mean(axis=1)                               # (items, steps), over layers
     steps = mm.shape[1]
@@ -166,5 +192,5 @@ def a05_early_peak(data: AttentionData, seed: int = 0) -> ClaimOutcome:
                               {"prompt_id": list(data.prompt_ids), "early_minus_late": (early - late).tolist()}, seed)
 
 
-__all__ = ["a01_middle_peak", "a02_entropy", "a03_top5_rises", "a04_not_index0", "a05_early_peak",
+__all__ = ["a08_activation_peak", "a01_middle_peak", "a02_entropy", "a03_top5_rises", "a04_not_index0", "a05_early_peak",
            "a06_narrow_positions", "a07_text_sinks", "max_mass"]

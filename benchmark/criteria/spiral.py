@@ -380,6 +380,28 @@ def b10_rope(data: AttentionData, seed: int = 0) -> ClaimOutcome:
     return inconclusive(measured, "the CIs do not settle both halves of the claim", **kw)
 
 
+def b08_activation_before_sink(data: AttentionData, seed: int = 0) -> ClaimOutcome:
+    """Per prompt: relative depth of the sink peak (largest sink-to-random ratio) minus that of the activation
+    peak (largest block output magnitude); paper B: activations peak near depth 0.3, sinks after."""
+    if data.block_act_max is None:
+        return inconclusive("no block activations recorded", "the measurement has no activation statistic")
+    sink_depth = data.depth[ratio_by_layer(data).argmax(axis=1)]
+    act_layer = np.asarray(data.block_first_layer)[np.nanmean(data.block_act_max, axis=2).argmax(axis=1)]
+    act_depth = data.depth[act_layer]
+    stat = bootstrap_mean_ci(sink_depth - act_depth, seed=seed)
+    lo, hi = stat.ci
+    measured = (f"activation peak at depth {act_depth.mean():.2f}, sink peak at {sink_depth.mean():.2f} (mean over "
+                f"prompts); sink minus activation {stat.estimate:+.2f} (95% CI [{lo:+.2f}, {hi:+.2f}], n={stat.n})")
+    kw = {"value": stat.estimate, "ci": (lo, hi), "n": stat.n, "stats": [stat.to_dict()],
+          "samples": {"prompt_id": list(data.prompt_ids), "sink_depth": sink_depth.tolist(),
+                      "activation_depth": act_depth.tolist()}}
+    if lo > 0:
+        return reproduced(measured, "massive activations peak before the sinks", **kw)
+    if hi < 0:
+        return contradicted(measured, "the sinks peak before the massive activations", **kw)
+    return inconclusive(measured, "the CI contains 0", **kw)
+
+
 def b16_comma_padding(base: AttentionData, padded: AttentionData, seed: int = 0) -> ClaimOutcome:
     """Paired by prompt: image-key share and PAD share with comma padding minus without."""
     if base.prompt_ids != padded.prompt_ids:
@@ -404,5 +426,5 @@ def b16_comma_padding(base: AttentionData, padded: AttentionData, seed: int = 0)
     return inconclusive(measured, "the image-share gain or the PAD-share loss is not resolved by the CIs", **kw)
 
 
-__all__ = ["b10_rope", "b16_comma_padding", "b01_peak_ratio", "b03_region", "b04_onset", "ratio_by_step", "b09_key_norms", "b02_distinct_sinks", "b05_depth", "b06_agreement", "b12_value_norms", "b15_budget",
+__all__ = ["b08_activation_before_sink", "b10_rope", "b16_comma_padding", "b01_peak_ratio", "b03_region", "b04_onset", "ratio_by_step", "b09_key_norms", "b02_distinct_sinks", "b05_depth", "b06_agreement", "b12_value_norms", "b15_budget",
            "global_sinks", "ratio_by_layer", "sink_to_random", "token_type_shares"]

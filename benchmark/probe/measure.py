@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from .records import item_file_name, write_item, write_measurement
 from .session import ProbeSpec
 
@@ -36,8 +38,12 @@ def run_measurement(checkpoint: str, prompts: Sequence[tuple[str, str]], out: st
             batch = pending[start:start + max(1, batch_size)]
             _, session = adapter.measure(batch, probe=probe)
             for position, item in enumerate(batch):
-                records = {(layer, step, branch): stats for (row, layer, step, branch), stats
+                records = {(layer, step, branch): dict(stats) for (row, layer, step, branch), stats
                            in session.records.items() if row == position}
+                # block output magnitudes: stat "block_act_max", indexed by block (docs/probe-format.md)
+                for (row, block, step, branch), act in session.activations.items():
+                    if row == position:
+                        records.setdefault((block, step, branch), {})["block_act_max"] = np.asarray(act["max"])
                 write_item(out, item.prompt_id, item.seed, records)
             if bar is not None:
                 bar.update(len(batch))
@@ -51,5 +57,11 @@ def run_measurement(checkpoint: str, prompts: Sequence[tuple[str, str]], out: st
     finally:
         if bar is not None:
             bar.close()
+    blocks = None
+    if "activation" in probe.stats:
+        from .session import _blocks_of
+
+        probed = [layer for layer in layers if probe.layers is None or layer.index in probe.layers]
+        blocks = [name for name, _ in _blocks_of(adapter.denoiser, probed)]
     return write_measurement(out, adapter=adapter, items=items, probe=probe, item_files=files,
-                             segmentations=segmentations)
+                             segmentations=segmentations, blocks=blocks)

@@ -115,7 +115,7 @@ def key_importance(item_files: Sequence[Path], branch: str = "cond",
 
 
 def write_measurement(out: str | Path, *, adapter, items: Sequence, probe, item_files: Sequence[str],
-                      segmentations: Mapping[str, Any]) -> Path:
+                      segmentations: Mapping[str, Any], blocks: Sequence[str] | None = None) -> Path:
     out = Path(out)
     kinds = {layer.index: f"{layer.kind}/{layer.block}" for layer in adapter.attention_layers()}
     spans = [{index: segmentations[it.prompt_id][kind]["spans"] for index, kind in kinds.items()
@@ -136,6 +136,8 @@ def write_measurement(out: str | Path, *, adapter, items: Sequence, probe, item_
                   for it, f in zip(items, item_files)],
         "key_importance": files, "segmentation": segmentations,
     }
+    if blocks is not None:      # the blocks whose output magnitudes "block_act_max" indexes, in forward order
+        doc["blocks"] = list(blocks)
     path = out / "measure.json"
     _atomic(path, lambda fh: fh.write((json.dumps(doc, indent=1) + "\n").encode()))
     return path
