@@ -15,6 +15,7 @@ import numpy as np
 from ..measurements import AttentionData
 from ..stats import bootstrap_mean_ci, spearman_with_ci
 from ..verdict import ClaimOutcome, contradicted, inconclusive, reproduced
+from .common import by_interval, wilson_ci
 
 INDEX0_LIMIT = 0.002          # A04: "overlap < 0.2%"
 POSITION_SHARE_LIMIT = 0.05   # A06: top-1 positions cover < 5% of the key positions
@@ -32,11 +33,7 @@ def _mean_diff_verdict(diff: np.ndarray, measured_prefix: str, holds: str, fails
     lo, hi = stat.ci
     measured = f"{measured_prefix}: mean difference {stat.estimate:+.4g} (95% CI [{lo:+.4g}, {hi:+.4g}], n={stat.n})"
     kw = {"value": stat.estimate, "ci": (lo, hi), "n": stat.n, "stats": [stat.to_dict()], "samples": samples}
-    if lo > 0:
-        return reproduced(measured, holds, **kw)
-    if hi < 0:
-        return contradicted(measured, fails, **kw)
-    return inconclusive(measured, "the CI contains 0", **kw)
+    return by_interval(lo, hi, 0.0, measured, above=holds, below=fails, inside="the CI contains 0", **kw)
 
 
 def _thirds(n_layers: int) -> tuple[list[int], list[int], list[int]]:
@@ -97,21 +94,17 @@ def _top1(data: AttentionData) -> list[np.ndarray]:
 
 
 def a04_not_index0(data: AttentionData) -> ClaimOutcome:
-    from scipy.stats import binomtest
-
     top = _top1(data)
     hits = int(sum((t == 0).sum() for t in top))
     n = int(sum(t.size for t in top))
-    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = wilson_ci(hits, n)
     first = Counter(str(types[0]) for types in data.token_types[0]).most_common(1)[0][0]
     measured = (f"{hits}/{n} (prompt, layer, step) records have key 0 ({first}) as top-1: {hits / n:.3%} "
-                f"(Wilson 95% CI [{ci.low:.3%}, {ci.high:.3%}])")
-    kw = {"value": hits / n, "ci": (float(ci.low), float(ci.high)), "n": n}
-    if ci.high < INDEX0_LIMIT:
-        return reproduced(measured, "index 0 is (almost) never the top-1 sink", **kw)
-    if ci.low > INDEX0_LIMIT:
-        return contradicted(measured, "index 0 is the top-1 sink in more than 0.2% of records", **kw)
-    return inconclusive(measured, "the CI contains 0.2%", **kw)
+                f"(Wilson 95% CI [{lo:.3%}, {hi:.3%}])")
+    return by_interval(lo, hi, INDEX0_LIMIT, measured, holds="below",
+                       above="index 0 is the top-1 sink in more than 0.2% of records",
+                       below="index 0 is (almost) never the top-1 sink", inside="the CI contains 0.2%",
+                       value=hits / n, ci=(lo, hi), n=n)
 
 
 def a06_narrow_positions(data: AttentionData) -> ClaimOutcome:
@@ -138,18 +131,16 @@ def a06_narrow_positions(data: AttentionData) -> ClaimOutcome:
 
 
 def a07_text_sinks(data: AttentionData) -> ClaimOutcome:
-    from scipy.stats import binomtest
-
     hits = n = 0
     for layer, t in enumerate(_top1(data)):
         types = data.token_types[layer]
         text = np.isin(types, ["patch", "frame_patch"], invert=True)           # (items, keys)
         hits += int(np.take_along_axis(text, t, axis=1).sum())
         n += t.size
-    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
-    measured = f"{hits}/{n} top-1 sinks are text tokens: {hits / n:.2%} (Wilson 95% CI [{ci.low:.2%}, {ci.high:.2%}])"
-    kw = {"value": hits / n, "ci": (float(ci.low), float(ci.high)), "n": n}
-    if ci.high < TEXT_SHARE:
+    lo, hi = wilson_ci(hits, n)
+    measured = f"{hits}/{n} top-1 sinks are text tokens: {hits / n:.2%} (Wilson 95% CI [{lo:.2%}, {hi:.2%}])"
+    kw = {"value": hits / n, "ci": (lo, hi), "n": n}
+    if hi < TEXT_SHARE:
         return contradicted(measured, "fewer than 99.9% of the top-1 sinks are text tokens", **kw)
     if hits / n >= TEXT_SHARE:
         return reproduced(measured, "at least 99.9% of the top-1 sinks are text tokens", **kw)
@@ -159,8 +150,6 @@ def a07_text_sinks(data: AttentionData) -> ClaimOutcome:
 def a08_activation_peak(data: AttentionData) -> ClaimOutcome:
     """Per prompt: the layer of the largest block output magnitude (mean over steps) is the layer of the largest
     MaxMass, or adjacent to it."""
-    from scipy.stats import binomtest
-
     if data.block_act_max is None:
         return inconclusive("no block activations recorded", "the measurement has no activation statistic")
     mm_layer = max_mass(data).mean(axis=2).argmax(axis=1)                        # (items,)
@@ -168,18 +157,15 @@ def a08_activation_peak(data: AttentionData) -> ClaimOutcome:
     act_layer = np.asarray(data.block_first_layer)[act_block]
     close = np.abs(act_layer - mm_layer) <= 1
     hits, n = int(close.sum()), data.n_items
-    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = wilson_ci(hits, n)
     measured = (f"{hits}/{n} prompts have their activation peak at or next to their MaxMass peak layer (Wilson 95% CI "
-                f"[{ci.low:.2f}, {ci.high:.2f}]); most common peaks: activation layer "
+                f"[{lo:.2f}, {hi:.2f}]); most common peaks: activation layer "
                 f"{Counter(act_layer.tolist()).most_common(1)[0][0]}, MaxMass layer {Counter(mm_layer.tolist()).most_common(1)[0][0]}")
-    kw = {"value": hits / n, "ci": (float(ci.low), float(ci.high)), "n": n,
-          "samples": {"prompt_id": list(data.prompt_ids), "activation_peak_layer": act_layer.tolist(),
-                      "maxmass_peak_layer": mm_layer.tolist()}}
-    if ci.low > 0.5:
-        return reproduced(measured, "activation magnitude peaks where concentration peaks", **kw)
-    if ci.high < 0.5:
-        return contradicted(measured, "activation and concentration peak at different depths", **kw)
-    return inconclusive(measured, "the CI contains 50%", **kw)
+    return by_interval(lo, hi, 0.5, measured, above="activation magnitude peaks where concentration peaks",
+                       below="activation and concentration peak at different depths", inside="the CI contains 50%",
+                       value=hits / n, ci=(lo, hi), n=n,
+                       samples={"prompt_id": list(data.prompt_ids), "activation_peak_layer": act_layer.tolist(),
+                                "maxmass_peak_layer": mm_layer.tolist()})
 
 
 def a05_early_peak(data: AttentionData, seed: int = 0) -> ClaimOutcome:

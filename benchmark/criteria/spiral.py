@@ -17,6 +17,7 @@ import numpy as np
 from ..measurements import AttentionData
 from ..stats import bootstrap_mean_ci
 from ..verdict import ClaimOutcome, contradicted, inconclusive, reproduced
+from .common import by_interval, wilson_ci
 
 PEAK_RATIO_THRESHOLD = 100.0      # B01: the paper's design example, "> 100x in deep layers"
 DETERMINISTIC_SHARE = 0.10        # B02: "deterministic" models have fewer distinct sinks than 10% of prompts
@@ -79,11 +80,9 @@ def _ci_verdict(stat, value_text: str, *, threshold: float, holds: str, what: st
     cut = np.log10(threshold) if log10 else threshold
     kw = {"value": float(show(stat.estimate)), "ci": (float(show(lo)), float(show(hi))), "n": stat.n,
           "stats": [stat.to_dict()], **kw}
-    side = "above" if lo > cut else "below" if hi < cut else None
-    if side is None:
-        return inconclusive(measured, f"{what}: the CI contains {threshold:g}", **kw)
-    verdict = reproduced if side == holds else contradicted
-    return verdict(measured, f"{what}: the CI lies {side} {threshold:g}", **kw)
+    return by_interval(lo, hi, cut, measured, holds=holds, above=f"{what}: the CI lies above {threshold:g}",
+                       below=f"{what}: the CI lies below {threshold:g}", inside=f"{what}: the CI contains {threshold:g}",
+                       **kw)
 
 
 def b01_peak_ratio(data: AttentionData, seed: int = 0) -> ClaimOutcome:
@@ -159,8 +158,6 @@ REGION_SHARE = 0.5                # B03: the top sink of most prompts lies in th
 def b03_region(data: AttentionData, traits) -> ClaimOutcome:
     """Top sink per prompt at the final denoising step (as the paper's Fig.3), in the region that the model's
     position-encoding family predicts."""
-    from scipy.stats import binomtest
-
     region = expected_sink_region(traits)
     if region == "first_frame":
         layers = [i for i, layer in enumerate(data.layers) if layer["kind"] == "self"] or _same_keys_layers(data)
@@ -171,17 +168,15 @@ def b03_region(data: AttentionData, traits) -> ClaimOutcome:
     types, grid = data.token_types[layers[0]], data.image_grid[layers[0]] if data.image_grid else None
     inside = [_in_region(region, str(types[i][k]), int(k), grid) for i, k in enumerate(sinks.tolist())]
     hits, n = int(sum(inside)), data.n_items
-    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = wilson_ci(hits, n)
     found = Counter(str(types[i][k]) for i, k in enumerate(sinks.tolist()))
-    measured = (f"{hits}/{n} final-step top sinks are {REGION_TEXT[region]} (Wilson 95% CI [{ci.low:.2f}, "
-                f"{ci.high:.2f}]); sink token types: " + ", ".join(f"{t} {c}" for t, c in found.most_common()))
-    kw = {"value": hits / n, "ci": (float(ci.low), float(ci.high)), "n": n,
-          "samples": {"prompt_id": list(data.prompt_ids), "sink_key": sinks.tolist(), "in_region": inside}}
-    if ci.low > REGION_SHARE:
-        return reproduced(measured, f"the sink sits where the PE family predicts ({REGION_TEXT[region]})", **kw)
-    if ci.high < REGION_SHARE:
-        return contradicted(measured, f"the PE family predicts {REGION_TEXT[region]}; most sinks are elsewhere", **kw)
-    return inconclusive(measured, f"the CI contains {REGION_SHARE:.0%}", **kw)
+    measured = (f"{hits}/{n} final-step top sinks are {REGION_TEXT[region]} (Wilson 95% CI [{lo:.2f}, "
+                f"{hi:.2f}]); sink token types: " + ", ".join(f"{t} {c}" for t, c in found.most_common()))
+    return by_interval(lo, hi, REGION_SHARE, measured,
+                       above=f"the sink sits where the PE family predicts ({REGION_TEXT[region]})",
+                       below=f"the PE family predicts {REGION_TEXT[region]}; most sinks are elsewhere",
+                       inside=f"the CI contains {REGION_SHARE:.0%}", value=hits / n, ci=(lo, hi), n=n,
+                       samples={"prompt_id": list(data.prompt_ids), "sink_key": sinks.tolist(), "in_region": inside})
 
 
 EARLY_FRACTION = 0.25             # B04: the sink forms within the first 25% of the denoising steps
@@ -198,8 +193,6 @@ def ratio_by_step(data: AttentionData) -> np.ndarray:
 
 
 def b04_onset(data: AttentionData) -> ClaimOutcome:
-    from scipy.stats import binomtest
-
     ratios = ratio_by_step(data)
     steps = ratios.shape[1]
     level = 1 + ONSET_LEVEL * (ratios.max(axis=1) - 1)
@@ -210,18 +203,16 @@ def b04_onset(data: AttentionData) -> ClaimOutcome:
     early = onset <= np.floor(EARLY_FRACTION * (steps - 1))
     ok = has_sink & early & persists
     hits, n = int(ok.sum()), data.n_items
-    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = wilson_ci(hits, n)
     measured = (f"{hits}/{n} prompts form their sink by step {int(np.floor(EARLY_FRACTION * (steps - 1)))} of "
-                f"{steps} and keep it (Wilson 95% CI [{ci.low:.2f}, {ci.high:.2f}]); median onset step "
+                f"{steps} and keep it (Wilson 95% CI [{lo:.2f}, {hi:.2f}]); median onset step "
                 f"{int(np.median(onset))}; mean ratio by step: " + ", ".join(f"{r:.3g}" for r in ratios.mean(axis=0)))
-    kw = {"value": hits / n, "ci": (float(ci.low), float(ci.high)), "n": n,
-          "samples": {"prompt_id": list(data.prompt_ids), "onset_step": onset.tolist(), "persists": persists.tolist(),
-                      "has_sink": has_sink.tolist(), "ratio_by_step": ratios.tolist()}}
-    if ci.low > 0.5:
-        return reproduced(measured, "most prompts' sinks form early and persist", **kw)
-    if ci.high < 0.5:
-        return contradicted(measured, "most prompts' sinks form late, fade, or never form", **kw)
-    return inconclusive(measured, "the CI contains 50%", **kw)
+    return by_interval(lo, hi, 0.5, measured, above="most prompts' sinks form early and persist",
+                       below="most prompts' sinks form late, fade, or never form", inside="the CI contains 50%",
+                       value=hits / n, ci=(lo, hi), n=n,
+                       samples={"prompt_id": list(data.prompt_ids), "onset_step": onset.tolist(),
+                                "persists": persists.tolist(), "has_sink": has_sink.tolist(),
+                                "ratio_by_step": ratios.tolist()})
 
 
 def b05_depth(data: AttentionData, seed: int = 0) -> ClaimOutcome:
@@ -238,28 +229,23 @@ def b05_depth(data: AttentionData, seed: int = 0) -> ClaimOutcome:
           "stats": [stat.to_dict()], "samples": {"prompt_id": list(data.prompt_ids),
                                                  "log10_ratio_deep_minus_shallow": (deep - shallow).tolist(),
                                                  "geometric_ratio_by_layer": by_layer.tolist()}}
-    if lo > 0:
-        return reproduced(measured, "sinks are stronger in the deeper half", **kw)
-    if hi < 0:
-        return contradicted(measured, "sinks are stronger in the shallower half", **kw)
-    return inconclusive(measured, "the CI of the deeper-minus-shallower log ratio contains 0", **kw)
+    return by_interval(lo, hi, 0.0, measured, above="sinks are stronger in the deeper half",
+                       below="sinks are stronger in the shallower half",
+                       inside="the CI of the deeper-minus-shallower log ratio contains 0", **kw)
 
 
 def b06_agreement(data: AttentionData) -> ClaimOutcome:
-    from scipy.stats import binomtest
-
     sinks = sink_identities(data)
     modal, hits = Counter(sinks).most_common(1)[0]
     n = data.n_items
-    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
-    measured = f"{hits}/{n} prompts share the top-1 sink ({modal}): {hits / n:.0%} (Wilson 95% CI [{ci.low:.2f}, {ci.high:.2f}])"
-    kw = {"value": hits / n, "ci": (float(ci.low), float(ci.high)), "n": n,
-          "samples": {"prompt_id": list(data.prompt_ids), "sink": sinks, "sink_key": global_sinks(data).tolist()}}
-    if ci.low > AGREEMENT_THRESHOLD:
-        return reproduced(measured, f"agreement above {AGREEMENT_THRESHOLD:.0%}: the sink does not depend on the prompt", **kw)
-    if ci.high < AGREEMENT_THRESHOLD:
-        return contradicted(measured, f"agreement below {AGREEMENT_THRESHOLD:.0%}: the sink moves with the prompt", **kw)
-    return inconclusive(measured, f"the CI contains {AGREEMENT_THRESHOLD:.0%}", **kw)
+    lo, hi = wilson_ci(hits, n)
+    measured = f"{hits}/{n} prompts share the top-1 sink ({modal}): {hits / n:.0%} (Wilson 95% CI [{lo:.2f}, {hi:.2f}])"
+    return by_interval(lo, hi, AGREEMENT_THRESHOLD, measured,
+                       above=f"agreement above {AGREEMENT_THRESHOLD:.0%}: the sink does not depend on the prompt",
+                       below=f"agreement below {AGREEMENT_THRESHOLD:.0%}: the sink moves with the prompt",
+                       inside=f"the CI contains {AGREEMENT_THRESHOLD:.0%}", value=hits / n, ci=(lo, hi), n=n,
+                       samples={"prompt_id": list(data.prompt_ids), "sink": sinks,
+                                "sink_key": global_sinks(data).tolist()})
 
 
 KEY_NORM_TOLERANCE = 0.05         # B09: "sink and non-sink keys have equal norms", within 5%
@@ -329,11 +315,9 @@ def b15_budget(data: AttentionData, seed: int = 0) -> ClaimOutcome:
     measured = f"attention shares: {listing}; PAD - image {stat.estimate:+.3f} (95% CI [{lo:+.3f}, {hi:+.3f}], n={stat.n})"
     kw = {"value": float(stat.estimate), "ci": (float(lo), float(hi)), "n": stat.n, "stats": [stat.to_dict()],
           "samples": {"prompt_id": list(data.prompt_ids), **{f"share_{t}": v.tolist() for t, v in shares.items()}}}
-    if lo > 0:
-        return reproduced(measured, "PAD keys absorb more attention than image keys", **kw)
-    if hi < 0:
-        return contradicted(measured, "image keys absorb more attention than PAD keys", **kw)
-    return inconclusive(measured, "the CI of PAD minus image share contains 0", **kw)
+    return by_interval(lo, hi, 0.0, measured, above="PAD keys absorb more attention than image keys",
+                       below="image keys absorb more attention than PAD keys",
+                       inside="the CI of PAD minus image share contains 0", **kw)
 
 
 PRE_ROPE_TOLERANCE = 0.2         # B10: pre-RoPE mean q.k of the sink within 20% of a random key's
@@ -395,11 +379,8 @@ def b08_activation_before_sink(data: AttentionData, seed: int = 0) -> ClaimOutco
     kw = {"value": stat.estimate, "ci": (lo, hi), "n": stat.n, "stats": [stat.to_dict()],
           "samples": {"prompt_id": list(data.prompt_ids), "sink_depth": sink_depth.tolist(),
                       "activation_depth": act_depth.tolist()}}
-    if lo > 0:
-        return reproduced(measured, "massive activations peak before the sinks", **kw)
-    if hi < 0:
-        return contradicted(measured, "the sinks peak before the massive activations", **kw)
-    return inconclusive(measured, "the CI contains 0", **kw)
+    return by_interval(lo, hi, 0.0, measured, above="massive activations peak before the sinks",
+                       below="the sinks peak before the massive activations", inside="the CI contains 0", **kw)
 
 
 def b16_comma_padding(base: AttentionData, padded: AttentionData, seed: int = 0) -> ClaimOutcome:
