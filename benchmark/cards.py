@@ -35,6 +35,8 @@ TRAITS: dict[str, str] = {
     "causal_attention": "has no causal attention",
     "arm_initialized": "was not initialised from an autoregressive model",
     "remote_code": "does not need remote code",
+    "natural_images": "generates a procedural shapes domain, not natural images (HPS-v2 and ImageReward are "
+                      "human-preference models of natural images)",
 }
 KINDS = ("t2i", "t2v", "dlm", "arm")
 

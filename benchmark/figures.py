@@ -79,3 +79,46 @@ def layer_step_heatmap(values: np.ndarray, path: str | Path, title: str, label: 
 
 
 __all__ = ["attach", "layer_step_heatmap", "ratio_over_depth", "token_budget"]
+
+
+def dose_response(levels: list[str], deltas: Mapping[str, list[tuple[float, float, float]]], path: str | Path,
+                  title: str, margins: Mapping[str, float] | None = None) -> Path:
+    """Mean delta with its 95% CI per level, one panel per metric (A16/A17): deltas[metric] = [(mean, lo, hi)]
+    in the order of `levels`; the dashed band is the equivalence margin."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(deltas), figsize=(4.2 * len(deltas), 3.2), squeeze=False)
+    for ax, (metric, rows) in zip(axes[0], deltas.items()):
+        x = np.arange(len(levels))
+        mean = np.array([r[0] for r in rows])
+        err = np.array([[r[0] - r[1] for r in rows], [r[2] - r[0] for r in rows]])
+        ax.errorbar(x, mean, yerr=err, fmt="o-", capsize=4)
+        ax.axhline(0, color="black", lw=0.8)
+        margin = (margins or {}).get(metric)
+        if margin:
+            ax.axhspan(-margin, margin, color="green", alpha=0.12, label=f"margin +-{margin:g}")
+            ax.legend(fontsize=8)
+        ax.set_xticks(x, levels, rotation=30, fontsize=8)
+        ax.set_ylabel(f"delta {metric} (condition - baseline)")
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def image_panels(rows: list[tuple[str, list[np.ndarray]]], columns: list[str], path: str | Path, title: str) -> Path:
+    """A grid of images: one row per prompt (label, images in `columns` order), e.g. baseline | sink-removed |
+    random-removed (A21). Small images are shown with nearest-neighbour upscaling."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(1.9 * len(columns), 1.9 * len(rows) + 0.5),
+                             squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c, image in enumerate(images):
+            ax = axes[r][c]
+            frame = image[0] if image.ndim == 4 else image       # videos: the first frame
+            ax.imshow(frame, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[c], fontsize=8)
+            if c == 0:
+                ax.set_ylabel(label[:28], fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

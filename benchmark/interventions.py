@@ -17,6 +17,7 @@ SELECTIONS = {
     "topk_head": "the k keys with the largest incoming mass, per head (paper A, Tab. 2)",
     "topk_union": "the k keys with the largest head-averaged mass, removed in every head (Tab. 7/19/20)",
     "random": "k random keys per head: the control with the sinks' budget",
+    "random_union": "k random keys, the same in every head: the control of topk_union (Tab. 7)",
     "bottomk": "the k keys with the smallest incoming mass, per head",
     "index0": "key 0 in every head (the fixed-index baseline)",
     "fixed": "the given key indices in every head",

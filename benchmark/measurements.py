@@ -156,18 +156,18 @@ def prompt_spec(card: ModelCard, ctx: RunContext, n: int) -> str:
 
 
 def attention_data(ctx: RunContext, card: ModelCard, n: int, claims: Sequence[Any] = (),
-                   transform: Any = None, stats: Sequence[str] = STATS) -> AttentionData:
+                   transform: Any = None, stats: Sequence[str] = STATS, condition: Any = None) -> AttentionData:
     """The first n items of the model's shared attention measurement (measured once, with the largest N that
     `claims` or n ask for; cached on disk, so a re-run measures nothing). `transform` (a PromptTransform, e.g.
-    comma padding) measures the same prompts transformed, and other `stats` (e.g. pre-RoPE logits), as separate
-    measurements."""
+    comma padding) measures the same prompts transformed, `condition` (a runner Condition: content swap, PE
+    edit) with an edit applied, and other `stats` (e.g. pre-RoPE logits), as separate measurements."""
     from .prompts import apply_transform, load_prompts
     from .probe.measure import run_measurement
     from .probe.session import ProbeSpec
 
     n_max = max([n] + [ctx.n_for(c.default_n, c.paper_n) for c in claims])
     memo = ctx.extra.setdefault("attention_data", {})
-    memo_key = (card.name, str(transform) if transform is not None else None, tuple(stats))
+    memo_key = (card.name, str(transform) if transform is not None else None, tuple(stats), condition)
     if memo_key in memo and memo[memo_key].n_items >= n:
         return memo[memo_key].first(n)
     source = checkpoint_source(card, ctx)
@@ -176,18 +176,112 @@ def attention_data(ctx: RunContext, card: ModelCard, n: int, claims: Sequence[An
         prompts = apply_transform(prompts, transform)
     probe = ProbeSpec(stats=tuple(stats), queries="auto", branches=("cond",))
     overrides = {k: v for k, v in (("steps", ctx.settings.steps), ("dtype", ctx.settings.dtype)) if v is not None}
-    key = cache_key({"measurement": "attention", "source": source, "card": card.name, "prompts": prompts.sha256,
+    # format 2: block outputs also keep per-token maxima (B07)
+    key = cache_key({"measurement": "attention", "format": 2, "source": source, "card": card.name, "prompts": prompts.sha256,
                      "probe": {"stats": list(stats), "queries": "auto", "branches": ["cond"]},
-                     "overrides": overrides, "seed": ctx.settings.seed})
+                     "overrides": overrides, "seed": ctx.settings.seed,
+                     **({"condition": condition.spec()} if condition is not None else {})})
     out = Path(ctx.settings.cache_dir) / "measurements" / card.name / key[:16]
     device = "cuda" if ctx.settings.gpu else ("cpu" if ctx.settings.device == "auto" else ctx.settings.device)
     if not (out / "measure.json").is_file():
         # the organisms are small enough to batch on a CPU; real models keep one prompt per call
         run_measurement(source, prompts.pairs(), out, probe, base_seed=ctx.settings.seed, device=device,
-                        overrides=overrides, progress=True, batch_size=16 if card.organism else 1)
+                        overrides=overrides, progress=True, batch_size=16 if card.organism else 1,
+                        condition=condition)
     data = load_attention(out)
     memo[memo_key] = data
     return data.first(n)
 
 
-__all__ = ["AttentionData", "STATS", "attention_data", "load_attention"]
+IMAGE_TYPES = ("patch", "frame_patch")
+
+
+def key_activations(data: AttentionData) -> np.ndarray:
+    """(items, layers, steps, keys): max |h| over channels of each key's hidden state at the input of the
+    layer's block (the previous block's output, B07), NaN for layers without a measured previous block. A
+    block's output tensors are matched to the keys by length (image tensor <-> image keys, text <-> text);
+    joint blocks return (text, image) in diffusers, which decides equal lengths."""
+    out = Path(data.source)
+    doc = load_measurement(out)
+    blocks = doc.get("blocks") or []
+    n_items, n_layers = data.n_items, data.n_layers
+    steps, keys = data.mass[0].shape[1], data.mass[0].shape[2]
+    result = np.full((n_items, n_layers, steps, keys), np.nan)
+    first = list(data.block_first_layer)
+    for item_index, item in enumerate(doc["items"][:n_items]):
+        arrays = read_item(out / item["file"])
+        for b in range(1, len(blocks)):
+            layer = first[b]
+            types = data.token_types[layer][item_index]
+            image = np.flatnonzero(np.isin(types, IMAGE_TYPES))
+            text = np.flatnonzero(~np.isin(types, IMAGE_TYPES + ("absent",)))
+            for step in range(steps):
+                token_max = arrays.get(("block_token_max", b - 1, step, "cond"))
+                lengths = arrays.get(("block_token_lengths", b - 1, step, "cond"))
+                if token_max is None or lengths is None:
+                    continue
+                pieces = np.split(np.asarray(token_max, float), np.cumsum(lengths)[:-1])
+                free = {"text": text, "image": image}
+                for piece in pieces:
+                    if len(piece) == len(text) + len(image) and len(pieces) == 1:
+                        target = np.sort(np.concatenate([text, image]))
+                    elif "text" in free and len(piece) == len(free["text"]) and \
+                            not ("image" in free and len(piece) == len(free["image"]) and len(pieces) == 1):
+                        target = free.pop("text")
+                    elif "image" in free and len(piece) == len(free["image"]):
+                        target = free.pop("image")
+                    else:
+                        continue            # a tensor that is not keys of this layer (e.g. a modulation output)
+                    result[item_index, layer, step, target] = piece
+    return result
+
+
+def rope_low_band(config: Any) -> tuple[np.ndarray, str]:
+    """(head_dim,) bool: the channels of each RoPE axis' lower-frequency half, and a description of the split.
+    RoPE rotates channel pairs, pair j of an axis of d channels at frequency theta^(-2j/d): the upper half of
+    the pairs (j >= d/4) of every axis is the low-frequency band. Axes come from the denoiser config
+    (axes_dims_rope / axes_dims; Wan: t, h, w from the head dim), else one axis over the head."""
+    head = int(config["attention_head_dim"])
+    axes = config.get("axes_dims_rope") or config.get("axes_dims")
+    if axes is None and "rope_max_seq_len" in config:              # Wan: h = w = 2 * (head // 6), t = the rest
+        hw = 2 * (head // 6)
+        axes = [head - 2 * hw, hw, hw]
+    axes = [int(a) for a in (axes or [head])]
+    if sum(axes) != head:
+        axes = [head]
+    low = np.zeros(head, dtype=bool)
+    start = 0
+    for d in axes:
+        pair = np.arange(d) // 2
+        low[start:start + d] = pair >= (d // 2) / 2
+        start += d
+    return low, f"per RoPE axis (dims {axes}), the lower-frequency half of its rotation pairs"
+
+
+def key_band_energy(data: AttentionData, low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Low-frequency energy fraction of the top-1 key (by mass) and of the average key, (items, layers, steps),
+    from a measurement with the key_energy statistic (docs/probe-format.md)."""
+    out = Path(data.source)
+    doc = load_measurement(out)
+    position = {layer["index"]: i for i, layer in enumerate(doc["layers"])}
+    sink, mean = [], []
+    for item in doc["items"]:
+        arrays = read_item(out / item["file"])
+        steps = 1 + max(k[2] for k in arrays)
+        s = np.full((len(position), steps), np.nan)
+        m = np.full((len(position), steps), np.nan)
+        for (stat, layer, step, branch), value in arrays.items():
+            if branch != "cond" or layer not in position:
+                continue
+            if stat == "key_energy_top":
+                top = np.asarray(value, float)[0]                     # the top-1 key's per-channel energy
+                s[position[layer], step] = top[low].sum() / top.sum()
+            elif stat == "key_energy_all":
+                avg = np.asarray(value, float)
+                m[position[layer], step] = avg[low].sum() / avg.sum()
+        sink.append(s)
+        mean.append(m)
+    return np.stack(sink), np.stack(mean)
+
+
+__all__ = ["AttentionData", "STATS", "attention_data", "key_activations", "key_band_energy", "load_attention", "rope_low_band"]

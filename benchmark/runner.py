@@ -127,10 +127,15 @@ def run(items: Iterable[WorkItem], generator: BatchGenerator, cache: GenerationC
     if not 0 <= rank < world:
         raise ValueError(f"bad shard: rank {rank} of world size {world}")
 
-    # One representative item per key; (prompt, seed) neighbours stay adjacent so that an adapter
-    # which batches conditions can run them in one forward.
+    # One representative item per key, grouped by condition (in order of first appearance) and in the
+    # given order within a condition: a batch holds one condition's consecutive prompts, so the batches of
+    # a condition are the same whichever other conditions share the run.
+    first_seen: dict[Condition, int] = {}
+    for item in items:
+        first_seen.setdefault(item.condition, len(first_seen))
+    position = {item: i for i, item in reversed(list(enumerate(items)))}
     unique: dict[str, WorkItem] = {}
-    for item in sorted(items, key=lambda i: (i.prompt_id, i.seed, i.condition.name, keys[i])):
+    for item in sorted(items, key=lambda i: (first_seen[i.condition], position[i])):
         unique.setdefault(keys[item], item)
     mine = [(k, it) for n, (k, it) in enumerate(unique.items()) if n % world == rank]
     todo = [(k, it) for k, it in mine if cache.get(k) is None]
@@ -144,9 +149,14 @@ def run(items: Iterable[WorkItem], generator: BatchGenerator, cache: GenerationC
         bar = tqdm(total=len(todo), desc=f"generating (rank {rank}/{world})" if world > 1 else "generating",
                    unit="img")
     batch = max(1, int(generator.max_batch))
+    chunks: list[list[tuple[str, WorkItem]]] = []
+    for key, it in todo:                  # never mix conditions in one batch
+        if chunks and len(chunks[-1]) < batch and chunks[-1][-1][1].condition == it.condition:
+            chunks[-1].append((key, it))
+        else:
+            chunks.append([(key, it)])
     try:
-        for start in range(0, len(todo), batch):
-            chunk = todo[start:start + batch]
+        for chunk in chunks:
             t = time.monotonic()
             images = generator.generate([it for _, it in chunk])
             dt = (time.monotonic() - t) / len(chunk)

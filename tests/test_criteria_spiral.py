@@ -227,3 +227,87 @@ def test_b08_activations_peak_before_the_sinks():
         block_first_layer=tuple(range(6)))
     assert spiral.b08_activation_before_sink(with_acts(1)).verdict.value == "REPRODUCED"
     assert spiral.b08_activation_before_sink(with_acts(5)).verdict.value == "CONTRADICTED"
+
+
+def test_b13_content_order_planted():
+    from benchmark.criteria.spiral import b13_content_order
+
+    rng = np.random.default_rng(0)
+    n = 16
+    ordered = {"eos": 50 * rng.uniform(0.9, 1.1, n), "pad": 10 * rng.uniform(0.9, 1.1, n),
+               "comma": 3 * rng.uniform(0.9, 1.1, n), "image": rng.uniform(0.9, 1.1, n)}
+    assert b13_content_order(ordered).verdict.value == "REPRODUCED"
+    swapped = dict(ordered, pad=ordered["comma"], comma=ordered["pad"])
+    out = b13_content_order(swapped)
+    assert out.verdict.value == "CONTRADICTED" and "pad > comma" in out.reason
+
+
+def test_b14_relocation_planted():
+    from benchmark.criteria.spiral import b14_relocation
+
+    rng = np.random.default_rng(1)
+    before = rng.uniform(0.9, 1.1, 16) / 100
+    assert b14_relocation(before, before * 8.6).verdict.value == "REPRODUCED"
+    assert b14_relocation(before, before / 3).verdict.value == "CONTRADICTED"
+
+
+def test_b17_compositional_planted():
+    from benchmark.criteria.spiral import b17_compositional
+
+    base = np.array([0, 1, 0, 0, 1, 0, 1, 0] * 4, float)
+    better = base.copy()
+    better[[0, 2, 3, 5, 7, 8, 10, 11, 13]] = 1
+    assert b17_compositional(base, better, "detector").verdict.value == "REPRODUCED"
+    assert b17_compositional(better, base, "detector").verdict.value == "CONTRADICTED"
+    assert b17_compositional(base, base, "detector").verdict.value == "INCONCLUSIVE"
+
+
+def test_b13_swapped_keys_excludes_the_prompts_own_eos():
+    from benchmark.criteria.spiral import swapped_keys
+
+    types_pad = np.array([["content", "eos", "pad", "pad", "pad", "patch"]] * 2)
+    types_eos = np.array([["content", "eos", "pad", "eos", "eos", "patch"]] * 2)
+    mass = (np.ones((2, 1, 6)) / 6,)
+    data = lambda types: AttentionData(({"index": 0},), ("a", "b"), mass, (types,), (None,), (None,))   # noqa: E731
+    assert swapped_keys(data(types_eos), data(types_pad), 0).tolist() == [3, 4]
+
+
+def test_b11_band_energy_planted():
+    from benchmark.criteria.spiral import b11_band_energy
+
+    rng = np.random.default_rng(2)
+    items, layers, steps = 12, 8, 3
+    mean = np.full((items, layers, steps), 0.5)
+    growing = 0.5 * np.exp(np.linspace(0.2, 1.2, layers))[None, :, None] * rng.uniform(0.98, 1.02, (items, layers, steps))
+    out = b11_band_energy(np.minimum(growing, 1.0), mean, "test split")
+    assert out.verdict.value == "REPRODUCED", out.measured
+    shrinking = growing[:, ::-1]
+    assert b11_band_energy(np.minimum(shrinking, 1.0), mean, "test split").verdict.value == "CONTRADICTED"
+
+
+def test_rope_low_band_per_axis():
+    from benchmark.measurements import rope_low_band
+
+    low, split = rope_low_band({"attention_head_dim": 16, "axes_dims_rope": [4, 6, 6]})
+    # axis of 4 channels: pairs 0, 1 -> pair 1 is low; axis of 6: pairs 0, 1, 2 -> pairs >= 1.5, i.e. pair 2
+    assert low.tolist() == [False, False, True, True] + [False] * 4 + [True] * 2 + [False] * 4 + [True] * 2
+    assert "[4, 6, 6]" in split
+
+
+def test_b07_massive_activations_planted():
+    from benchmark.criteria.spiral import b07_massive_activations
+
+    rng = np.random.default_rng(3)
+    items, layers, steps, keys = 10, 4, 2, 12
+    mass = rng.uniform(0.5, 1.0, (layers, items, steps, keys))
+    mass[:, :, :, 3] += 20                                   # key 3 is the sink everywhere
+    mass /= mass.sum(axis=-1, keepdims=True)
+    types = np.array([["patch"] * keys] * items)
+    data = AttentionData(tuple({"index": i} for i in range(layers)), tuple(f"p{i}" for i in range(items)),
+                         tuple(mass), (types,) * layers, (None,) * layers, (None,) * layers)
+    act = rng.uniform(0.9, 1.1, (items, layers, steps, keys))
+    act[:, 0] = np.nan                                       # no block before the first layer
+    massive = act.copy()
+    massive[..., 3] *= 50
+    assert b07_massive_activations(data, massive).verdict.value == "REPRODUCED"
+    assert b07_massive_activations(data, act).verdict.value == "CONTRADICTED"

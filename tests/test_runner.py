@@ -72,7 +72,8 @@ def test_seed_pairing_and_batching(tmp_path) -> None:
     assert {it.seed for it in items if it.prompt_id == "p2"} == {9}
     gen = FakeGenerator(max_batch=4)
     run(items, gen, GenerationCache(tmp_path), progress=False)
-    assert gen.calls == [4, 4, 2]
+    # a batch holds one condition's consecutive prompts (5 prompts x 2 conditions, batches of 4)
+    assert gen.calls == [4, 1, 4, 1]
 
 
 def test_every_setting_in_the_key_changes_it() -> None:

@@ -137,6 +137,7 @@ class DiffusionAdapter:
             "intervention": _intervention_condition,
             "content_swap": _content_swap_condition,
             "pe_edit": _pe_edit_condition,
+            "probe": _probe_condition,
         }
         self.last_metadata: list[dict[str, Any]] = []   # per item of the last generate(): what was done
 
@@ -159,6 +160,10 @@ class DiffusionAdapter:
         pipeline_class = getattr(diffusers, found.pipeline_class)
         pipe = pipeline_class.from_pretrained(
             str(checkpoint.path), dtype=getattr(torch, TORCH_DTYPES[settings.dtype]), local_files_only=True)
+        if settings.scheduler is not None:
+            from .family import build_scheduler
+
+            pipe.scheduler = build_scheduler(pipe.scheduler, settings.scheduler)
         if cpu_offload:
             pipe.enable_model_cpu_offload(device=device)
         else:
@@ -199,6 +204,13 @@ class DiffusionAdapter:
         self._step_listeners.append(listener)
         return lambda: self._step_listeners.remove(listener)
 
+    def condition_context(self, condition, items: Sequence[WorkItem]):
+        """The context that applies `condition` (an edit, an intervention...) to a generation of `items`."""
+        if condition.name not in self._conditions:
+            raise ValueError(f"condition {condition.name!r} has no handler on this adapter "
+                             f"(known: {sorted(self._conditions)})")
+        return self._conditions[condition.name](self, items)
+
     def generate(self, items: Sequence[WorkItem]) -> list[np.ndarray]:
         """One uint8 image/video per item; each item's noise comes from its own seed only."""
         out: dict[int, np.ndarray] = {}
@@ -207,11 +219,8 @@ class DiffusionAdapter:
         for i, item in enumerate(items):
             groups.setdefault(item.condition, []).append(i)
         for condition, indices in groups.items():
-            if condition.name not in self._conditions:
-                raise ValueError(f"condition {condition.name!r} has no handler on this adapter "
-                                 f"(known: {sorted(self._conditions)})")
             batch = [items[i] for i in indices]
-            with self._conditions[condition.name](self, batch) as session:
+            with self.condition_context(condition, batch) as session:
                 images = self._generate_batch([it.prompt for it in batch], [it.seed for it in batch])
             out.update(zip(indices, images))
             for position, i in enumerate(indices):
@@ -270,6 +279,14 @@ def _intervention_condition(adapter: "DiffusionAdapter", items: Sequence[WorkIte
 
     spec = InterventionSpec.from_params(dict(items[0].condition.params))
     return AttentionSession(adapter, items, intervention=spec)
+
+
+def _probe_condition(adapter: "DiffusionAdapter", items: Sequence[WorkItem]):
+    """Condition "probe": every statistic recorded at every layer, step and CFG branch, nothing changed
+    (paper A's no-op check, A20: the images must equal the baseline's bit for bit)."""
+    from ..probe.session import STATS, AttentionSession, ProbeSpec
+
+    return AttentionSession(adapter, items, probe=ProbeSpec(stats=tuple(STATS), branches=("cond", "uncond")))
 
 
 def _content_swap_condition(adapter: "DiffusionAdapter", items: Sequence[WorkItem]):

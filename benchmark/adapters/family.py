@@ -41,6 +41,39 @@ class AttentionLayer:
 
 DTYPES = ("fp32", "fp16", "bf16")
 
+# Scheduler swaps (paper A, A26/A27), each built for the checkpoint's kind: a flow-matching model gets the
+# flow-matching form (flow sigmas, flow prediction, the checkpoint's shift), never an epsilon-prediction
+# scheduler in a flow-matching config (the released code's invalid swap).
+SCHEDULERS = {
+    "euler": "Euler (FlowMatchEulerDiscrete on flow-matching models, EulerDiscrete otherwise)",
+    "heun": "Heun (FlowMatchHeunDiscrete / HeunDiscrete)",
+    "unipc": "UniPC multistep (with flow sigmas and flow prediction on flow-matching models)",
+    "dpm++": "DPM-Solver++ multistep (with flow sigmas and flow prediction on flow-matching models)",
+}
+
+
+def build_scheduler(current, name: str):
+    """The scheduler `name` configured from the checkpoint's scheduler `current`, valid for its training kind."""
+    import diffusers
+
+    config = dict(current.config)
+    flow = "FlowMatch" in type(current).__name__
+    if flow:
+        shift = float(config.get("shift", 1.0))
+        flow_kw = {"use_flow_sigmas": True, "prediction_type": "flow_prediction", "flow_shift": shift}
+        built = {"euler": lambda: diffusers.FlowMatchEulerDiscreteScheduler.from_config(config),
+                 "heun": lambda: diffusers.FlowMatchHeunDiscreteScheduler.from_config(config),
+                 "unipc": lambda: diffusers.UniPCMultistepScheduler.from_config(config, **flow_kw),
+                 "dpm++": lambda: diffusers.DPMSolverMultistepScheduler.from_config(config, **flow_kw)}
+    else:
+        built = {"euler": lambda: diffusers.EulerDiscreteScheduler.from_config(config),
+                 "heun": lambda: diffusers.HeunDiscreteScheduler.from_config(config),
+                 "unipc": lambda: diffusers.UniPCMultistepScheduler.from_config(config),
+                 "dpm++": lambda: diffusers.DPMSolverMultistepScheduler.from_config(config)}
+    if name not in built:
+        raise ValueError(f"scheduler {name!r} is not one of {sorted(SCHEDULERS)}")
+    return built[name]()
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -53,12 +86,15 @@ class GenerationSettings:
     max_sequence_length: int | None = None
     dtype: str = "fp32"
     negative_prompt: str | None = None
+    scheduler: str | None = None        # None: the checkpoint's own; else a key of SCHEDULERS
 
     def __post_init__(self):
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} is not one of {DTYPES}")
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler {self.scheduler!r} is not one of {sorted(SCHEDULERS)}")
         for name in ("height", "width", "num_frames", "max_sequence_length"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -75,7 +111,8 @@ class GenerationSettings:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        # the checkpoint's own scheduler is left out, so cache keys made before scheduler swaps existed hold
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if not (k == "scheduler" and self.scheduler is None)}
 
 
 class Family(ABC):

@@ -407,5 +407,133 @@ def b16_comma_padding(base: AttentionData, padded: AttentionData, seed: int = 0)
     return inconclusive(measured, "the image-share gain or the PAD-share loss is not resolved by the CIs", **kw)
 
 
-__all__ = ["b08_activation_before_sink", "b10_rope", "b16_comma_padding", "b01_peak_ratio", "b03_region", "b04_onset", "ratio_by_step", "b09_key_norms", "b02_distinct_sinks", "b05_depth", "b06_agreement", "b12_value_norms", "b15_budget",
+MASSIVE_ACTIVATION = 10.0         # B07: sink tokens' max |h| over the mean token's, "> 10x"
+
+
+def b07_massive_activations(data: AttentionData, activations: np.ndarray, seed: int = 0) -> ClaimOutcome:
+    """Sink tokens carry massive activations: at each layer with a measured input, the max |h| of the top-1 key
+    (by mu_k) over the mean of the other keys'; per prompt, the geometric mean over those layers; CI against 10x."""
+    ratios = []
+    for layer in range(data.n_layers):
+        act = np.nanmean(activations[:, layer], axis=1)                  # (items, keys), over steps
+        if np.all(np.isnan(act)):
+            continue
+        sink = data.importance(layer).argmax(axis=1)
+        top = act[np.arange(len(sink)), sink]
+        others = (np.nansum(act, axis=1) - top) / (np.sum(~np.isnan(act), axis=1) - 1)   # the other keys' mean
+        ratios.append(top / others)
+    if not ratios:
+        return inconclusive("no layer with a measured input activation", "the block outputs were not recorded")
+    per_layer = np.stack(ratios, axis=1)                                   # (items, layers measured)
+    per_item_log10 = np.log10(per_layer).mean(axis=1)
+    stat = bootstrap_mean_ci(per_item_log10, seed=seed)
+    value_text = (f"sink token max |h| / mean other token: x{10 ** stat.estimate:.1f} (geometric mean over "
+                  f"{per_layer.shape[1]} layers; by layer " + ", ".join(f"{np.exp(np.log(r).mean()):.1f}"
+                                                                   for r in per_layer.T) + ")")
+    return _ci_verdict(stat, value_text, threshold=MASSIVE_ACTIVATION, holds="above", what="the ratio",
+                       log10=True, samples={"ratio_by_layer": per_layer.tolist()})
+
+
+def b11_band_energy(sink_low: np.ndarray, mean_low: np.ndarray, split: str, seed: int = 0) -> ClaimOutcome:
+    """Frequency-aware concentration: the low-frequency energy fraction of the sink key over the average key's
+    (items, layers, steps) is > 1 (CI of the mean log gap above 0) and grows with depth (deeper half minus
+    shallower half of the layers, per prompt, CI above 0)."""
+    gap = np.log(np.nanmean(sink_low, axis=2)) - np.log(np.nanmean(mean_low, axis=2))      # (items, layers)
+    half = gap.shape[1] // 2
+    overall = bootstrap_mean_ci(gap.mean(axis=1), seed=seed)
+    depth = bootstrap_mean_ci(gap[:, half:].mean(axis=1) - gap[:, :half].mean(axis=1), seed=seed)
+    profile = ", ".join(f"{np.exp(x):.2f}" for x in gap.mean(axis=0))
+    measured = (f"low-frequency energy fraction, sink / average key: x{np.exp(overall.estimate):.2f} (95% CI "
+                f"[{np.exp(overall.ci[0]):.2f}, {np.exp(overall.ci[1]):.2f}]); by layer {profile}; deeper half / "
+                f"shallower half x{np.exp(depth.estimate):.2f} (95% CI [{np.exp(depth.ci[0]):.2f}, "
+                f"{np.exp(depth.ci[1]):.2f}], n={overall.n}); band split: {split}")
+    kw = {"value": float(np.exp(overall.estimate)), "ci": tuple(float(np.exp(c)) for c in overall.ci),
+          "n": overall.n, "stats": [overall.to_dict(), depth.to_dict()],
+          "samples": {"log_gap_by_layer": gap.tolist()}}
+    (lo1, hi1), (lo2, hi2) = overall.ci, depth.ci
+    if lo1 > 0 and lo2 > 0:
+        return reproduced(measured, "sink keys concentrate on low frequencies, more so in deeper layers", **kw)
+    if hi1 < 0 or hi2 < 0:
+        return contradicted(measured, "sink keys hold less low-frequency energy than average" if hi1 < 0
+                            else "the low-frequency gap shrinks with depth", **kw)
+    return inconclusive(measured, "a CI contains 1x", **kw)
+
+
+def swapped_keys(eos_swapped: AttentionData, pad_swapped: AttentionData, layer: int) -> np.ndarray:
+    """B13: the keys whose token the swap made EOS (EOS under the eos swap, PAD under the pad swap), the same for
+    every item of a padded text; the prompt's own EOS is EOS in both and is excluded."""
+    a, b = eos_swapped.token_types[layer], pad_swapped.token_types[layer]
+    return np.flatnonzero(np.all((a == "eos") & (b == "pad"), axis=0))
+
+
+def importance_x_n(data: AttentionData, keys: np.ndarray) -> np.ndarray:
+    """Per item: mean over layers and the given keys of mu_k x N (1 = a uniform share)."""
+    out = []
+    for layer in range(data.n_layers):
+        mu = data.importance(layer)
+        out.append(mu[:, keys].mean(axis=1) * mu.shape[-1])
+    return np.mean(out, axis=0)
+
+
+def b13_content_order(mu: dict[str, np.ndarray], seed: int = 0) -> ClaimOutcome:
+    """mu_k x N at the same positions with different content: EOS > PAD > comma > image (paired per prompt, on
+    log mu, each step's 95% CI above 0)."""
+    order = ["eos", "pad", "comma", "image"]
+    parts, stats, verdicts = [], [], []
+    for hi_name, lo_name in zip(order, order[1:]):
+        diff = np.log(mu[hi_name]) - np.log(mu[lo_name])
+        stat = bootstrap_mean_ci(diff, seed=seed)
+        stats.append(dict(stat.to_dict(), step=f"{hi_name} > {lo_name}"))
+        lo, hi = stat.ci
+        verdicts.append("holds" if lo > 0 else ("reversed" if hi < 0 else "undecided"))
+        parts.append(f"{hi_name}/{lo_name} x{np.exp(stat.estimate):.2f} [{np.exp(lo):.2f}, {np.exp(hi):.2f}]")
+    measured = ("mu_k x N at the swapped positions: " + ", ".join(f"{k} {np.exp(np.log(mu[k]).mean()):.2f}"
+                                                                  for k in order)
+                + "; " + "; ".join(parts) + f" (n={len(mu['eos'])})")
+    kw = {"value": float(np.exp(np.log(mu["eos"]).mean())), "n": len(mu["eos"]), "stats": stats,
+          "samples": {k: np.asarray(v).tolist() for k, v in mu.items()}}
+    if all(v == "holds" for v in verdicts):
+        return reproduced(measured, "EOS > PAD > comma > image at the same positions", **kw)
+    if "reversed" in verdicts:
+        steps = [f"{a} > {b}" for (a, b), v in zip(zip(order, order[1:]), verdicts) if v == "reversed"]
+        return contradicted(measured, f"the order is reversed at {', '.join(steps)}", **kw)
+    return inconclusive(measured, "a step of the order has a CI containing 1x", **kw)
+
+
+def b14_relocation(before: np.ndarray, after: np.ndarray, seed: int = 0) -> ClaimOutcome:
+    """mu_k at the edited image positions after the PE edit / before, per prompt; > 1 with the CI of the log
+    ratio above 0."""
+    ratio = np.log(np.asarray(after, float)) - np.log(np.asarray(before, float))
+    stat = bootstrap_mean_ci(ratio, seed=seed)
+    lo, hi = stat.ci
+    measured = (f"mu_k at the edited positions x{np.exp(stat.estimate):.2f} after the edit (95% CI "
+                f"[{np.exp(lo):.2f}, {np.exp(hi):.2f}], n={stat.n}; before {np.mean(before):.4f}, after "
+                f"{np.mean(after):.4f})")
+    return by_interval(lo, hi, 0.0, measured, above="the edited positions gain attention",
+                       below="the edited positions lose attention", inside="the CI contains 1x",
+                       value=float(np.exp(stat.estimate)), ci=(float(np.exp(lo)), float(np.exp(hi))), n=stat.n,
+                       stats=[stat.to_dict()], samples={"before": np.asarray(before).tolist(),
+                                                        "after": np.asarray(after).tolist()})
+
+
+def b17_compositional(base: np.ndarray, padded: np.ndarray, judge: str, seed: int = 0) -> ClaimOutcome:
+    """Paired delta of the compositional score (padded - plain) > 0, by its 95% CI."""
+    base, padded = np.asarray(base, float), np.asarray(padded, float)
+    diff = padded - base
+    if np.all(diff == 0):
+        return inconclusive(f"{judge}: no prompt changed its score (n={len(diff)}, mean {base.mean():.3f})",
+                            "the padding changed no score", value=0.0, n=len(diff),
+                            samples={"plain": base.tolist(), "padded": padded.tolist()})
+    stat = bootstrap_mean_ci(diff, seed=seed)
+    lo, hi = stat.ci
+    measured = (f"{judge}: plain {base.mean():.3f} -> comma-padded {padded.mean():.3f}, delta {stat.estimate:+.3f} "
+                f"(95% CI [{lo:+.3f}, {hi:+.3f}], n={stat.n})")
+    return by_interval(lo, hi, 0.0, measured, above="comma padding improves the compositional score",
+                       below="comma padding lowers the compositional score", inside="the CI contains 0",
+                       value=stat.estimate, ci=(lo, hi), n=stat.n, stats=[stat.to_dict()],
+                       samples={"plain": base.tolist(), "padded": padded.tolist()})
+
+
+__all__ = ["b07_massive_activations", "b11_band_energy", "b13_content_order", "b14_relocation", "b17_compositional", "importance_x_n", "swapped_keys",
+           "b08_activation_before_sink", "b10_rope", "b16_comma_padding", "b01_peak_ratio", "b03_region", "b04_onset", "ratio_by_step", "b09_key_norms", "b02_distinct_sinks", "b05_depth", "b06_agreement", "b12_value_norms", "b15_budget",
            "global_sinks", "ratio_by_layer", "sink_to_random", "token_type_shares"]

@@ -7,6 +7,9 @@
     vqa_*    VQA alignment: mean P(yes) of a judge (BLIP-2 by default)             vqa.VQAScore
     image_reward  ImageReward, in the `imagereward` side environment's worker  image_reward.ImageRewardMetric
     aesthetics    LAION improved aesthetic predictor on CLIP ViT-L/14              aesthetics.Aesthetics
+
+On the organisms, `load_metric_for` gives the domain's own counterparts (organism.py): domain CLIP for CLIP-T,
+the LPIPS formula on the domain CLIP, domain-CLIP embeddings for FID/KID, the detector as the VQA judge.
 """
 from __future__ import annotations
 
@@ -57,4 +60,14 @@ def load_metric(name: str, **options: Any):
                    f"image_reward, aesthetics")
 
 
-__all__ = ["Metric", "MetricCache", "MetricUnavailable", "WeightFile", "load_metric", "PENDING"]
+def load_metric_for(card, name: str, device: str = "cpu", **options: Any):
+    """The metric `name` for a model card's images: the domain counterpart on an organism, else load_metric."""
+    name = ALIASES.get(name, name)
+    if getattr(card, "organism", False):
+        from .organism import load_domain_metric
+
+        return load_domain_metric(name, device=device)
+    return load_metric(name, device=device, **options)
+
+
+__all__ = ["Metric", "MetricCache", "MetricUnavailable", "WeightFile", "load_metric", "load_metric_for", "PENDING"]

@@ -178,7 +178,8 @@ class AttentionSession:
                         continue
                     token_max = torch.cat([t[row].detach().float().abs().amax(dim=-1) for t in tensors]).cpu().numpy()
                     self.activations[(item, index, step, branch)] = {
-                        "token_max": token_max, "max": np.float64(token_max.max()),
+                        "token_max": token_max, "lengths": np.asarray([t.shape[1] for t in tensors], np.int64),
+                        "max": np.float64(token_max.max()),
                         "p95": np.float64(np.percentile(token_max, 95)), "block": name}
             return None
         return hook
@@ -272,15 +273,19 @@ class AttentionSession:
             return top_keys(stats.mass, spec.k, candidates, largest=False)
         if spec.select == "topk_union":
             return union_keys(stats.mass, spec.k, candidates)
-        # random, same modality as the sinks, drawn once per (prompt, layer, branch)
+        # random, same modality as the sinks, drawn once per (prompt, layer, branch); random_union matches the
+        # union sinks with one draw shared by every head
         key = (self.items[row.item].seed, self.items[row.item].prompt, call.layer.index, row.branch)
         if key not in self._random_cache:
-            sinks = top_keys(stats.mass, spec.k, candidates)
+            union = spec.select == "random_union"
+            sinks = union_keys(stats.mass, spec.k, candidates)[:, :1] if union else top_keys(stats.mass, spec.k,
+                                                                                              candidates)
             modality = (torch.from_numpy(row.segmentation.modality.astype(np.int64)) if row.segmentation is not None
                         else torch.zeros(nk, dtype=torch.int64))
             generator = torch.Generator().manual_seed(
                 (spec.seed * 1_000_003 + self.items[row.item].seed) * 1009 + call.layer.index)
-            self._random_cache[key] = matched_random_keys(sinks, modality, generator)
+            chosen = matched_random_keys(sinks, modality, generator)
+            self._random_cache[key] = chosen.expand(1, stats.mass.shape[1], nk).clone() if union else chosen
         return self._random_cache[key].to(q.device)
 
     def _intervene(self, call: AttentionCall, covered: list[_Row], step: int):
