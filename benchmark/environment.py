@@ -17,10 +17,14 @@ from .paths import REPO_ROOT
 PACKAGES = ("sinkbench", "numpy", "scipy", "pytest", "torch", "diffusers", "transformers", "accelerate",
             "huggingface-hub", "safetensors", "open-clip-torch", "lpips", "hpsv2", "tabulate", "matplotlib")
 
-# Files up to this size are hashed whole; larger ones (weights) by name, size and, for
-# safetensors, their header (tensor names, dtypes, shapes, offsets), which is cheap and changes
-# whenever the tensors' layout does. Documented as an identity hash, not a content hash.
+# Files up to this size are hashed whole; larger ones (weights) by name, size, for safetensors their
+# header (tensor names, dtypes, shapes, offsets), and _SAMPLES evenly spaced 64 KiB slices of the
+# content: retrained or fine-tuned weights keep the layout but change every slice, so the identity
+# changes too (a layout-only hash let a cache serve images of the old weights). Cheap for any size;
+# documented as an identity hash, not a full content hash.
 _WHOLE_FILE_LIMIT = 1 << 20
+_SAMPLES = 16
+_SLICE = 1 << 16
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
@@ -80,6 +84,16 @@ def _safetensors_header(path: Path) -> bytes:
         return fh.read(min(size, 100 << 20))
 
 
+def _content_slices(path: Path, size: int) -> bytes:
+    """_SAMPLES slices of _SLICE bytes at evenly spaced offsets (the last one ends the file)."""
+    parts = []
+    with open(path, "rb") as fh:
+        for i in range(_SAMPLES):
+            fh.seek(max(0, (size - _SLICE) * i // (_SAMPLES - 1)))
+            parts.append(fh.read(_SLICE))
+    return b"".join(parts)
+
+
 def directory_identity(directory: str | Path) -> dict[str, Any]:
     """A stable identity hash of a checkpoint directory (see _WHOLE_FILE_LIMIT)."""
     root = Path(directory)
@@ -96,12 +110,15 @@ def directory_identity(directory: str | Path) -> dict[str, Any]:
         digest.update(f"{rel}\0{size}\0".encode())
         if size <= _WHOLE_FILE_LIMIT:
             digest.update(path.read_bytes())
-        elif path.suffix == ".safetensors":
-            digest.update(_safetensors_header(path))
+        else:
+            if path.suffix == ".safetensors":
+                digest.update(_safetensors_header(path))
+            digest.update(_content_slices(path, size))
         n_files += 1
         total += size
     return {"path": str(root.resolve()), "identity_sha256": digest.hexdigest(), "files": n_files, "bytes": total,
-            "method": "sha256 over (path, size, small files whole, safetensors headers)"}
+            "method": "sha256 over (path, size, small files whole; larger: safetensors header and 16 x 64 KiB "
+                      "content slices)"}
 
 
 def checkpoint_identity(checkpoint: str) -> dict[str, Any]:

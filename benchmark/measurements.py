@@ -176,8 +176,12 @@ def attention_data(ctx: RunContext, card: ModelCard, n: int, claims: Sequence[An
         prompts = apply_transform(prompts, transform)
     probe = ProbeSpec(stats=tuple(stats), queries="auto", branches=("cond",))
     overrides = {k: v for k, v in (("steps", ctx.settings.steps), ("dtype", ctx.settings.dtype)) if v is not None}
-    # format 2: block outputs also keep per-token maxima (B07)
-    key = cache_key({"measurement": "attention", "format": 2, "source": source, "card": card.name, "prompts": prompts.sha256,
+    # format 2: block outputs also keep per-token maxima (B07); the checkpoint's content identity (directory hash
+    # or hub revision), so retrained weights at the same path are measured anew
+    from .adapters import resolve_checkpoint
+
+    weights = {k: v for k, v in dict(resolve_checkpoint(source).identity).items() if k != "path"}
+    key = cache_key({"measurement": "attention", "format": 2, "source": source, "weights": weights, "card": card.name, "prompts": prompts.sha256,
                      "probe": {"stats": list(stats), "queries": "auto", "branches": ["cond"]},
                      "overrides": overrides, "seed": ctx.settings.seed,
                      **({"condition": condition.spec()} if condition is not None else {})})

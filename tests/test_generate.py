@@ -130,3 +130,19 @@ def test_two_gloo_processes_equal_one_process(tmp_path, clean_run, checkpoint, p
     assert _images(out) == clean, "2 processes give the same bytes as 1"
     first = np.load(next((cache / "objects").rglob("*.npy")))
     assert first.dtype == np.uint8
+
+
+def test_directory_identity_changes_with_retrained_weights_of_the_same_layout(tmp_path):
+    """A retrained checkpoint keeps its tensors' names and shapes: the identity (cache keys) must still change."""
+    import torch
+    from safetensors.torch import save_file
+
+    from benchmark.environment import directory_identity
+
+    torch.manual_seed(0)
+    weights = {"w": torch.randn(512, 1024)}                     # 2 MiB: hashed by header and content slices
+    save_file(weights, tmp_path / "model.safetensors")
+    before = directory_identity(tmp_path)["identity_sha256"]
+    assert directory_identity(tmp_path)["identity_sha256"] == before
+    save_file({"w": weights["w"] + 1e-3}, tmp_path / "model.safetensors")
+    assert directory_identity(tmp_path)["identity_sha256"] != before
