@@ -156,6 +156,12 @@ def render_markdown(doc: Mapping[str, Any], figures: Iterable[str] = ()) -> str:
         else:
             out.append("No claim of this paper ran in this session.")
         out.append("")
+        shown = [(r["claim"], r["model"], f) for cid, claim in claims.items() if claim["paper"] == key
+                 for r in results_by_claim.get(cid, []) for f in r.get("figures", [])]
+        if shown:        # inline, where people would rather look than read the tables
+            out += [f"### Figures ({prefix})", ""]
+            for cid, model, fig in shown:
+                out += [f"**{cid}, {model}**", "", f"![{cid} {model}]({fig})", ""]
     if doc["not_applicable"]:
         out += ["## Not applicable", "", "Decided from the model cards (models/cards/), never at run time.", ""]
         by_model: dict[str, list[tuple[str, str]]] = {}

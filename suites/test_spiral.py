@@ -32,7 +32,10 @@ def b02(claim, card, ctx):
 
 @criterion("B03")
 def b03(claim, card, ctx):
-    return spiral.b03_region(_data(claim, card, ctx), card.traits)
+    data = _data(claim, card, ctx)
+    return figures.attach(spiral.b03_region(data, card.traits), ctx, f"B03_{card.name}.png",
+                          lambda path: figures.token_budget(spiral.token_type_shares(data), path,
+                                                            f"B03 {card.name}: key importance by token type"))
 
 
 @criterion("B04")
@@ -166,7 +169,7 @@ def b14(claim, card, ctx):
     first, _, rows, cols = before.image_grid[layer]
     targets = smiley(rows, cols)
     after = attention_data(ctx, card, n, stats=("mass",), condition=Condition.make(
-        "pe_edit", targets=[list(t) for t in targets], source=[0, 0]))
+        "pe_edit", targets=tuple(tuple(t) for t in targets), source=(0, 0)))
     keys = np.asarray([first + r * cols + c for r, c in targets])
     outcome = spiral.b14_relocation(spiral.importance_x_n(before, keys), spiral.importance_x_n(after, keys),
                                     seed=ctx.settings.seed)

@@ -139,3 +139,12 @@ def test_combine_takes_the_worst_part():
     assert effects.combine({"a": ok, "b": ok}).verdict is R
     out = effects.combine({"a": ok, "b": bad})
     assert out.verdict is C and out.measured.startswith("a: ") and "b: CONTRADICTED" in out.reason
+
+
+def test_distribution_shift_exceeds_planted():
+    rng = np.random.default_rng(5)
+    base = rng.normal(0, 1, (64, 4))
+    seed_change = rng.normal(0, 1, (64, 4))                       # same distribution
+    moved = rng.normal(1.5, 1, (64, 4))                           # shifted mean
+    assert effects.distribution_shift_exceeds(base, moved, seed_change, seed=0).verdict is R
+    assert effects.distribution_shift_exceeds(base, seed_change, moved, seed=0).verdict is C

@@ -1,5 +1,6 @@
-"""Every implemented claim runs, without ERROR, on each family's tiny pipeline given as --checkpoint (issue 8).
-Verdicts on random weights mean nothing; they must still be computed."""
+"""Every claim runs, without ERROR, on each family's tiny pipeline given as --checkpoint (issue 8). Verdicts on
+random weights mean nothing; they must still be computed (a claim whose metric weights are not on this machine
+is SKIPPED with the how-to after its images were generated)."""
 from __future__ import annotations
 
 import json
@@ -30,5 +31,8 @@ def test_claims_run_on_the_tiny_checkpoint(family, tiny_dirs, tmp_path):
     assert not errors, errors
     measured = [r for r in rows if r["verdict"] in ("REPRODUCED", "CONTRADICTED", "INCONCLUSIVE")]
     assert len(measured) >= 5, [(r["claim"], r["verdict"], r["reason"][:80]) for r in rows]
-    not_implemented = [r for r in rows if r["verdict"] == "SKIPPED" and "not implemented" not in r["reason"]]
-    assert not not_implemented, [(r["claim"], r["reason"][:120]) for r in not_implemented]
+    # a claim may be skipped only because a metric's weights or a prompt set are not on this machine (the
+    # images were generated first); nothing is left unimplemented
+    allowed = ("metric unavailable", "prompts unavailable")
+    skipped = [r for r in rows if r["verdict"] == "SKIPPED" and not r["reason"].startswith(allowed)]
+    assert not skipped, [(r["claim"], r["reason"][:120]) for r in skipped]

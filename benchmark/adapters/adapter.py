@@ -8,7 +8,9 @@ directory; model_index.json decides the family.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,6 +211,7 @@ class DiffusionAdapter:
         if condition.name not in self._conditions:
             raise ValueError(f"condition {condition.name!r} has no handler on this adapter "
                              f"(known: {sorted(self._conditions)})")
+        items = [it if it.condition == condition else dataclasses.replace(it, condition=condition) for it in items]
         return self._conditions[condition.name](self, items)
 
     def generate(self, items: Sequence[WorkItem]) -> list[np.ndarray]:
@@ -306,14 +309,16 @@ def _session_metadata(session, position: int) -> dict[str, Any]:
     """What an intervention did to one item (stored with its image in the cache metadata)."""
     if session is None or not hasattr(session, "log"):
         return {}
-    entries = [e for e in session.log.entries if e["item"] == position]
-    reductions = [e["log10_reduction"] for e in entries if e["log10_reduction"] is not None]
+    # JSON has no infinities: a mass that is exactly 0 (log -inf) is stored as the string "-inf" (float() reads it)
+    finite = lambda v: v if not isinstance(v, float) or math.isfinite(v) else repr(v)   # noqa: E731
+    entries = [{k: finite(v) for k, v in e.items()} for e in session.log.entries if e["item"] == position]
+    reductions = [float(e["log10_reduction"]) for e in entries if e["log10_reduction"] is not None]
     return {"intervention": {
         "spec": session.intervention.to_params() if session.intervention else None,
         "steps": sorted({e["step"] for e in entries}), "layers": sorted({e["layer"] for e in entries}),
         "calls": len(entries), "segmentation_mismatches": session.segmentation_mismatches,
-        "log10_reduction_min": min(reductions) if reductions else None,
-        "log10_reduction_median": float(np.median(reductions)) if reductions else None,
+        "log10_reduction_min": finite(min(reductions)) if reductions else None,
+        "log10_reduction_median": finite(float(np.median(reductions))) if reductions else None,
         "entries": entries,
     }}
 
@@ -341,7 +346,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, (np.generic,)):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)           # e.g. DPM-Solver's lambda_min_clipped = -inf: JSON has no infinities
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return repr(value)

@@ -136,10 +136,10 @@ def sweep_flat(levels: Mapping[str, tuple[Sequence[float], Sequence[float]]], ma
 def removal(log10_reductions: Sequence[float], log_mass_before: Sequence[float]) -> ClaimOutcome:
     """A14: the selected keys' mass after the intervention is < 1e-5 of before in every intervened call; the
     factor is measured (before / after, both computed from the actual logits), never floored."""
-    r = np.asarray([x for x in log10_reductions if x is not None], float)
+    r = np.asarray([float(x) for x in log10_reductions if x is not None], float)   # "inf" strings from JSON
     if r.size == 0:
         return inconclusive("no intervened attention call was logged", "nothing to measure")
-    before = np.exp(np.asarray(log_mass_before, float))
+    before = np.exp(np.asarray([float(x) for x in log_mass_before], float))
     finite = r[np.isfinite(r)]
     worst = float(finite.min()) if finite.size else float("inf")
     def factor(log10: float) -> str:
@@ -274,6 +274,27 @@ def trend(dd_low: Sequence[float], dd_high: Sequence[float], *, what: str, seed:
                        ci=(lo, hi), n=t.n, stats=[t.to_dict()])
 
 
-__all__ = ["bit_identical", "ci_contains_zero", "combine", "flat_after_holm", "greater", "increasing",
+def distribution_shift_exceeds(base: np.ndarray, condition: np.ndarray, reference: np.ndarray, *, seed: int,
+                               resamples: int = 200) -> ClaimOutcome:
+    """A27: FID_shift(condition) > FID_shift(reference), both against the same baseline features (items, dims),
+    paired by prompt; 95% percentile CI of the difference from `resamples` prompt resamples (seeded)."""
+    from ..metrics.fid import fid_from_features
+
+    n = len(base)
+    fid_c, fid_r = fid_from_features(base, condition), fid_from_features(base, reference)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(resamples):
+        idx = rng.integers(0, n, n)
+        diffs.append(fid_from_features(base[idx], condition[idx]) - fid_from_features(base[idx], reference[idx]))
+    lo, hi = (float(x) for x in np.percentile(diffs, [2.5, 97.5]))
+    measured = (f"FID_shift {fid_c:.1f} vs {fid_r:.1f}: difference {fid_c - fid_r:+.1f} (95% bootstrap CI "
+                f"[{lo:+.1f}, {hi:+.1f}], n={n}, {resamples} resamples)")
+    return by_interval(lo, hi, 0.0, measured, above="the condition moves the distribution more than the reference",
+                       below="the reference moves the distribution more", inside="the bootstrap CI contains 0",
+                       value=fid_c - fid_r, ci=(lo, hi), n=n, samples={"bootstrap_difference": diffs})
+
+
+__all__ = ["bit_identical", "ci_contains_zero", "combine", "distribution_shift_exceeds", "flat_after_holm", "greater", "increasing",
            "negative_shift", "no_effect", "no_regression", "removal", "sink_vs_random", "sweep_flat",
            "trend", "within_margin"]
