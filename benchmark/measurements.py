@@ -200,17 +200,16 @@ def attention_data(ctx: RunContext, card: ModelCard, n: int, claims: Sequence[An
 IMAGE_TYPES = ("patch", "frame_patch")
 
 
-def key_activations(data: AttentionData) -> np.ndarray:
-    """(items, layers, steps, keys): max |h| over channels of each key's hidden state at the input of the
+def key_activations(data: AttentionData) -> list[np.ndarray]:
+    """Per layer, (items, steps, keys): max |h| over channels of each key's hidden state at the input of the
     layer's block (the previous block's output, B07), NaN for layers without a measured previous block. A
     block's output tensors are matched to the keys by length (image tensor <-> image keys, text <-> text);
     joint blocks return (text, image) in diffusers, which decides equal lengths."""
     out = Path(data.source)
     doc = load_measurement(out)
     blocks = doc.get("blocks") or []
-    n_items, n_layers = data.n_items, data.n_layers
-    steps, keys = data.mass[0].shape[1], data.mass[0].shape[2]
-    result = np.full((n_items, n_layers, steps, keys), np.nan)
+    n_items, steps = data.n_items, data.mass[0].shape[1]
+    result = [np.full((n_items, steps, m.shape[-1]), np.nan) for m in data.mass]
     first = list(data.block_first_layer)
     for item_index, item in enumerate(doc["items"][:n_items]):
         arrays = read_item(out / item["file"])
@@ -236,7 +235,7 @@ def key_activations(data: AttentionData) -> np.ndarray:
                         target = free.pop("image")
                     else:
                         continue            # a tensor that is not keys of this layer (e.g. a modulation output)
-                    result[item_index, layer, step, target] = piece
+                    result[layer][item_index, step, target] = piece
     return result
 
 
@@ -245,7 +244,7 @@ def rope_low_band(config: Any) -> tuple[np.ndarray, str]:
     RoPE rotates channel pairs, pair j of an axis of d channels at frequency theta^(-2j/d): the upper half of
     the pairs (j >= d/4) of every axis is the low-frequency band. Axes come from the denoiser config
     (axes_dims_rope / axes_dims; Wan: t, h, w from the head dim), else one axis over the head."""
-    head = int(config["attention_head_dim"])
+    head = int(config.get("attention_head_dim") or int(config["dim"]) // int(config["n_heads"]))   # Z-Image
     axes = config.get("axes_dims_rope") or config.get("axes_dims")
     if axes is None and "rope_max_seq_len" in config:              # Wan: h = w = 2 * (head // 6), t = the rest
         hw = 2 * (head // 6)

@@ -347,7 +347,9 @@ def _sampling_variants(card, settings):
     if guidance:
         variants[f"CFG {0.4 * guidance:g}"] = {"guidance": 0.4 * guidance}
         variants[f"CFG {1.6 * guidance:g}"] = {"guidance": 1.6 * guidance}
-    variants[f"{max(1, round(0.4 * steps))} steps"] = {"steps": max(1, round(0.4 * steps))}
+    fewer = max(2, round(0.4 * steps))       # one step is a different sampler in some pipelines (PixArt's DMD path)
+    if fewer < steps:
+        variants[f"{fewer} steps"] = {"steps": fewer}
     variants[f"scheduler {SWAP_SCHEDULER}"] = {"scheduler": SWAP_SCHEDULER}
     return variants
 

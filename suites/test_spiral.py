@@ -171,7 +171,8 @@ def b14(claim, card, ctx):
     after = attention_data(ctx, card, n, stats=("mass",), condition=Condition.make(
         "pe_edit", targets=tuple(tuple(t) for t in targets), source=(0, 0)))
     keys = np.asarray([first + r * cols + c for r, c in targets])
-    outcome = spiral.b14_relocation(spiral.importance_x_n(before, keys), spiral.importance_x_n(after, keys),
+    same = [i for i, g in enumerate(before.image_grid) if g == before.image_grid[layer]]   # the image self-attentions
+    outcome = spiral.b14_relocation(spiral.importance_x_n(before, keys, same), spiral.importance_x_n(after, keys, same),
                                     seed=ctx.settings.seed)
     outcome.measured += f"; {len(targets)} patches of the {rows}x{cols} grid get the corner (0, 0) embedding"
     return outcome

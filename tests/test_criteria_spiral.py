@@ -309,5 +309,6 @@ def test_b07_massive_activations_planted():
     act[:, 0] = np.nan                                       # no block before the first layer
     massive = act.copy()
     massive[..., 3] *= 50
-    assert b07_massive_activations(data, massive).verdict.value == "REPRODUCED"
-    assert b07_massive_activations(data, act).verdict.value == "CONTRADICTED"
+    per_layer = lambda a: [a[:, i] for i in range(layers)]   # noqa: E731
+    assert b07_massive_activations(data, per_layer(massive)).verdict.value == "REPRODUCED"
+    assert b07_massive_activations(data, per_layer(act)).verdict.value == "CONTRADICTED"

@@ -72,7 +72,23 @@ def build_scheduler(current, name: str):
                  "dpm++": lambda: diffusers.DPMSolverMultistepScheduler.from_config(config)}
     if name not in built:
         raise ValueError(f"scheduler {name!r} is not one of {sorted(SCHEDULERS)}")
-    return built[name]()
+    scheduler = built[name]()
+    if flow and name in ("unipc", "dpm++"):
+        _sigmas_as_array(scheduler)
+    return scheduler
+
+
+def _sigmas_as_array(scheduler) -> None:
+    """diffusers 0.42's multistep schedulers scale flow sigmas with array arithmetic, but some pipelines
+    (Z-Image) pass them as a list: give set_timesteps an array (same values)."""
+    original = scheduler.set_timesteps
+
+    def set_timesteps(num_inference_steps=None, device=None, sigmas=None, **kwargs):
+        if sigmas is not None:
+            sigmas = np.asarray(sigmas, dtype=np.float64)
+        return original(num_inference_steps, device, sigmas=sigmas, **kwargs)
+
+    scheduler.set_timesteps = set_timesteps
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ Every statistic is per prompt first; CIs are seeded paired bootstraps over promp
 """
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -410,12 +411,14 @@ def b16_comma_padding(base: AttentionData, padded: AttentionData, seed: int = 0)
 MASSIVE_ACTIVATION = 10.0         # B07: sink tokens' max |h| over the mean token's, "> 10x"
 
 
-def b07_massive_activations(data: AttentionData, activations: np.ndarray, seed: int = 0) -> ClaimOutcome:
+def b07_massive_activations(data: AttentionData, activations, seed: int = 0) -> ClaimOutcome:
     """Sink tokens carry massive activations: at each layer with a measured input, the max |h| of the top-1 key
     (by mu_k) over the mean of the other keys'; per prompt, the geometric mean over those layers; CI against 10x."""
     ratios = []
     for layer in range(data.n_layers):
-        act = np.nanmean(activations[:, layer], axis=1)                  # (items, keys), over steps
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)              # all-NaN layers: no block before them
+            act = np.nanmean(activations[layer], axis=1)                 # (items, keys), over steps
         if np.all(np.isnan(act)):
             continue
         sink = data.importance(layer).argmax(axis=1)
@@ -466,10 +469,11 @@ def swapped_keys(eos_swapped: AttentionData, pad_swapped: AttentionData, layer: 
     return np.flatnonzero(np.all((a == "eos") & (b == "pad"), axis=0))
 
 
-def importance_x_n(data: AttentionData, keys: np.ndarray) -> np.ndarray:
-    """Per item: mean over layers and the given keys of mu_k x N (1 = a uniform share)."""
+def importance_x_n(data: AttentionData, keys: np.ndarray, layers=None) -> np.ndarray:
+    """Per item: mean over `layers` (default: all, which must share one key layout) and the given keys of
+    mu_k x N (1 = a uniform share)."""
     out = []
-    for layer in range(data.n_layers):
+    for layer in (range(data.n_layers) if layers is None else layers):
         mu = data.importance(layer)
         out.append(mu[:, keys].mean(axis=1) * mu.shape[-1])
     return np.mean(out, axis=0)
