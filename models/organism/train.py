@@ -3,6 +3,9 @@
     python models/organism/train.py --arch rope --out models/organism/rope      # FluxPipeline organism
     python models/organism/train.py --arch abspe --out models/organism/abspe    # StableDiffusion3Pipeline organism
 
+The committed v2 organisms are v1 continued three times with --init-from, --lr 3e-4 and --tag-weights (a
+multi-object-heavy mix): models/organism/README.md has the exact commands and step counts.
+
 Each organism is a complete diffusers pipeline of the real classes, so it loads through the same adapter as a
 real checkpoint and every probe and intervention applies unchanged: a small AutoencoderKL (2x, 4 latent
 channels, trained first on the domain), CLIP and T5 text encoders with SinkBench's offline tokenizers (trained
@@ -102,6 +105,73 @@ def build_pipeline(arch: str, vae):
                                     text_encoder_3=t5, tokenizer_3=t5_tok)
 
 
+class CachedTokenizer:
+    """Training-time stand-in for a pipeline's tokenizer: each distinct caption is tokenized once (the domain has
+    about 130), and a batch is assembled from those rows, right-padded with the pad id where the padding is
+    "longest". The result equals the tokenizer's own for list inputs with return_tensors="pt" (checked at
+    start-up by check_token_cache); anything else goes to the tokenizer. Saves the per-step CPU cost of tokenizing
+    1024 captions several times (pipelines tokenize twice per encoder)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.cache: dict = {}
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+    def __call__(self, text, *args, **kwargs):
+        if args or not isinstance(text, list) or kwargs.get("return_tensors") != "pt" or \
+                self.tokenizer.padding_side != "right":
+            return self.tokenizer(text, *args, **kwargs)
+        key = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
+        rows = []
+        for caption in text:
+            row = self.cache.get((caption, key))
+            if row is None:
+                row = self.cache[(caption, key)] = self.tokenizer([caption], **kwargs)
+            rows.append(row)
+        width = max(r["input_ids"].shape[1] for r in rows)
+        out = {}
+        for name in rows[0].keys():
+            pad = self.tokenizer.pad_token_id if name == "input_ids" else 0
+            out[name] = torch.cat([F.pad(r[name], (0, width - r[name].shape[1]), value=pad) for r in rows])
+        from transformers import BatchEncoding
+
+        return BatchEncoding(out)
+
+
+TOKENIZER_NAMES = ("tokenizer", "tokenizer_2", "tokenizer_3")
+
+
+def cache_tokenizers(pipe, on: bool) -> None:
+    """Swap the pipeline's tokenizers for CachedTokenizer (on) or back (off), without touching its config."""
+    for name in TOKENIZER_NAMES:
+        tok = getattr(pipe, name, None)
+        if tok is None:
+            continue
+        if on and not isinstance(tok, CachedTokenizer):
+            object.__setattr__(pipe, name, CachedTokenizer(tok))
+        elif not on and isinstance(tok, CachedTokenizer):
+            object.__setattr__(pipe, name, tok.tokenizer)
+
+
+def check_token_cache(pipe, captions) -> None:
+    """The cached tokenizers give exactly the tokenizers' own ids and masks, in the calls the pipelines make."""
+    for name in TOKENIZER_NAMES:
+        tok = getattr(pipe, name, None)
+        if not isinstance(tok, CachedTokenizer):
+            continue
+        for kwargs in (dict(padding="max_length", max_length=77, truncation=True, return_tensors="pt"),
+                       dict(padding="max_length", max_length=MAX_SEQUENCE_LENGTH, truncation=True,
+                            return_tensors="pt"),
+                       dict(padding="longest", return_tensors="pt")):
+            for batch in (captions, captions[:7], captions[-3:]):
+                got, want = tok(batch, **kwargs), tok.tokenizer(batch, **kwargs)
+                assert set(got.keys()) == set(want.keys()), (name, got.keys(), want.keys())
+                for key in want:
+                    assert torch.equal(got[key], want[key]), (name, kwargs, key)
+
+
 def encode(pipe, arch: str, captions, device):
     if arch == "rope":
         embeds, pooled, text_ids = pipe.encode_prompt(captions, None, device=device,
@@ -141,6 +211,16 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-per-tag", type=int, default=64)
+    parser.add_argument("--tag-weights", default=None,
+                        help="sample training images by tag with these relative weights, e.g. "
+                             "'single_object=1.5,colors=1,two_object=2,counting=2,position=2,color_attr=2' "
+                             "(tags left out weigh 1); default: uniform over the training set (as v1)")
+    parser.add_argument("--no-token-cache", action="store_true",
+                        help="tokenize every training batch with the pipeline's tokenizers (v1 did; the default "
+                             "tokenizes each distinct caption once, checked equal at the start)")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="safety stop: end the denoiser loop early once this many seconds have passed since "
+                             "the start (recorded as stopped_early_at_step; the schedule is then not finished)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     torch.backends.cuda.matmul.allow_tf32 = True     # fp32 weights, TF32 matmuls (bf16 autocast crashed in backward)
@@ -156,6 +236,19 @@ def main() -> None:
         print(f"{phase} step {step} loss {loss:.4f} ({time.time() - t0:.0f} s)", flush=True)
 
     items, images, captions = dataset(args.seed, args.train_size)
+    sample_probs = None
+    if args.tag_weights:
+        weights = {tag: 1.0 for tag in TAGS}
+        for part in args.tag_weights.split(","):
+            tag, _, value = part.partition("=")
+            if tag.strip() not in weights:
+                raise SystemExit(f"--tag-weights: unknown tag {tag!r}; known: {TAGS}")
+            weights[tag.strip()] = float(value)
+        sample_probs = torch.tensor([weights[s.tag] for s in items], dtype=torch.float64)
+        sample_probs /= sample_probs.sum()
+        share = {tag: round(float(sample_probs[[i for i, s in enumerate(items) if s.tag == tag]].sum()), 4)
+                 for tag in TAGS}
+        print("training mix by tag:", json.dumps(share), flush=True)
     parent = None
     if args.init_from:
         from diffusers import FluxPipeline, StableDiffusion3Pipeline
@@ -168,6 +261,9 @@ def main() -> None:
         vae = train_vae(images, device, args.vae_steps, 128, log)
         pipe = build_pipeline(args.arch, vae.cpu()).to(device)
     pipe.vae.requires_grad_(False)
+    if not args.no_token_cache:
+        cache_tokenizers(pipe, True)
+        check_token_cache(pipe, [captions[i] for i in range(min(512, len(captions)))] + [""])
     with torch.no_grad():
         latents_all = torch.cat([(pipe.vae.encode(images[i:i + 1024].to(device)).latent_dist.mode()
                                   - pipe.vae.config.shift_factor) * pipe.vae.config.scaling_factor
@@ -195,8 +291,14 @@ def main() -> None:
         total["steps"] = 10 ** 9
     loop_start = time.time()
     step = -1
+    stopped_early = None
     while step + 1 < total["steps"]:
         step += 1
+        if args.max_seconds and time.time() - t0 > args.max_seconds:
+            stopped_early = step
+            print(f"--max-seconds {args.max_seconds}: stopping at step {step} of {total['steps']}", flush=True)
+            step -= 1
+            break
         if args.time_budget and step == warmup:
             torch.cuda.synchronize() if device == "cuda" else None
             timed_from = time.time()
@@ -205,7 +307,10 @@ def main() -> None:
             per_step = (time.time() - timed_from) / 30
             total["steps"] = max(step + 1, int((args.time_budget - (time.time() - loop_start)) / per_step) + step)
             print(f"{per_step:.3f} s/step: training {total['steps']} steps", flush=True)
-        idx = torch.randint(0, len(images), (args.batch,), generator=g)
+        if sample_probs is None:
+            idx = torch.randint(0, len(images), (args.batch,), generator=g)
+        else:
+            idx = torch.multinomial(sample_probs, args.batch, replacement=True, generator=g)
         x0 = latents_all[idx.to(device)]
         batch_captions = ["" if torch.rand((), generator=g) < 0.1 else captions[i] for i in idx.tolist()]
         embeds, pooled, text_ids = encode(pipe, args.arch, batch_captions, device)
@@ -221,11 +326,14 @@ def main() -> None:
         sched.step()
         if step % 200 == 0 or step == total["steps"] - 1:
             log("denoiser", step, loss.item())
+    if stopped_early is not None and step >= 0 and history[-1]["step"] != step:
+        log("denoiser", step, loss.item())
     args.steps = total["steps"]
     for m in modules:
         m.eval()
     # stored in fp16 (a few MB per organism); evaluated below as loaded back from disk, so the scores are
     # those of the committed weights
+    cache_tokenizers(pipe, False)
     pipe.to("cpu", torch.float16).save_pretrained(out, safe_serialization=True)
     scores, generated = evaluate(out, args.arch, args.eval_per_tag, args.seed, device)
     per_row = min(8, args.eval_per_tag)
@@ -244,7 +352,7 @@ def main() -> None:
         "generated_detector_accuracy": scores,
         "eval": f"20 steps, guidance 4.0, {args.eval_per_tag} held-out captions per tag (seed {args.seed + 999}), "
                 "weights as stored (fp16) loaded back in fp32",
-        "history": history, "parent": parent}, indent=1) + "\n")
+        "stopped_early_at_step": stopped_early, "history": history, "parent": parent}, indent=1) + "\n")
 
 
 def evaluate(pipeline_dir, arch: str, per_tag: int, seed: int, device: str):
