@@ -197,6 +197,17 @@ def attention_data(ctx: RunContext, card: ModelCard, n: int, claims: Sequence[An
     return data.first(n)
 
 
+def key_tokens(data: AttentionData, layer: int) -> np.ndarray:
+    """(items, keys) decoded token of each key of a layer (\"\" for patches), as the measured model saw them
+    (under a content swap, the swapped tokens), from the measurement's segmentation."""
+    doc = load_measurement(Path(data.source))
+    info = data.layers[layer]
+    group = f"{info['kind']}/{info['block']}"
+    rows = [doc["segmentation"][pid][group]["tokens"] for pid in data.prompt_ids]
+    width = max(len(r) for r in rows)
+    return np.asarray([list(r) + [""] * (width - len(r)) for r in rows], dtype=object).astype(str)
+
+
 IMAGE_TYPES = ("patch", "frame_patch")
 
 
@@ -287,4 +298,4 @@ def key_band_energy(data: AttentionData, low: np.ndarray) -> tuple[np.ndarray, n
     return np.stack(sink), np.stack(mean)
 
 
-__all__ = ["AttentionData", "STATS", "attention_data", "key_activations", "key_band_energy", "load_attention", "rope_low_band"]
+__all__ = ["AttentionData", "STATS", "attention_data", "key_activations", "key_band_energy", "key_tokens", "load_attention", "rope_low_band"]

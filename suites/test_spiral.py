@@ -131,7 +131,9 @@ def b13(claim, card, ctx):
     n = ctx.n_for(claim.default_n, claim.paper_n)
     swapped = {tok: attention_data(ctx, card, n, stats=("mass",), condition=Condition.make(
         "content_swap", positions=positions, token=tok)) for tok in SWAP_TOKENS}
-    keys = spiral.swapped_keys(swapped["eos"], swapped["pad"], 0)
+    from benchmark.measurements import key_tokens
+
+    keys = spiral.swapped_keys(key_tokens(swapped["eos"], 0), key_tokens(swapped["pad"], 0))
     if len(keys) != len(positions):
         from benchmark.verdict import inconclusive
 

@@ -262,14 +262,15 @@ def test_b17_compositional_planted():
     assert b17_compositional(base, base, "detector").verdict.value == "INCONCLUSIVE"
 
 
-def test_b13_swapped_keys_excludes_the_prompts_own_eos():
+def test_b13_swapped_keys_are_where_the_tokens_differ():
     from benchmark.criteria.spiral import swapped_keys
 
-    types_pad = np.array([["content", "eos", "pad", "pad", "pad", "patch"]] * 2)
-    types_eos = np.array([["content", "eos", "pad", "eos", "eos", "patch"]] * 2)
-    mass = (np.ones((2, 1, 6)) / 6,)
-    data = lambda types: AttentionData(({"index": 0},), ("a", "b"), mass, (types,), (None,), (None,))   # noqa: E731
-    assert swapped_keys(data(types_eos), data(types_pad), 0).tolist() == [3, 4]
+    pad = np.array([["a", "</s>", "<pad>", "<pad>", "<pad>", ""]] * 2)
+    eos = np.array([["a", "</s>", "<pad>", "</s>", "</s>", ""]] * 2)
+    assert swapped_keys(eos, pad).tolist() == [3, 4]          # the prompt's own EOS (key 1) is in both
+    long_prompt = eos.copy()
+    long_prompt[1, 3] = "<pad>"                               # a prompt whose text reached position 3
+    assert swapped_keys(long_prompt, pad).tolist() == [4]
 
 
 def test_b11_band_energy_planted():

@@ -462,11 +462,11 @@ def b11_band_energy(sink_low: np.ndarray, mean_low: np.ndarray, split: str, seed
     return inconclusive(measured, "a CI contains 1x", **kw)
 
 
-def swapped_keys(eos_swapped: AttentionData, pad_swapped: AttentionData, layer: int) -> np.ndarray:
-    """B13: the keys whose token the swap made EOS (EOS under the eos swap, PAD under the pad swap), the same for
-    every item of a padded text; the prompt's own EOS is EOS in both and is excluded."""
-    a, b = eos_swapped.token_types[layer], pad_swapped.token_types[layer]
-    return np.flatnonzero(np.all((a == "eos") & (b == "pad"), axis=0))
+def swapped_keys(eos_tokens: np.ndarray, pad_tokens: np.ndarray) -> np.ndarray:
+    """B13: the keys whose decoded token differs between the EOS swap and the PAD swap in every item (items,
+    keys): the swapped positions inside the PAD run. Token types cannot tell them apart (a tokenizer's types
+    follow position: everything after the first EOS is padding), the tokens can."""
+    return np.flatnonzero(np.all(eos_tokens != pad_tokens, axis=0))
 
 
 def importance_x_n(data: AttentionData, keys: np.ndarray, layers=None) -> np.ndarray:
