@@ -91,15 +91,21 @@ def ci_contains_zero(base: Sequence[float], cond: Sequence[float], *, what: str,
     return contradicted(measured, "the CI excludes 0", **kw)
 
 
+def _paired_shift(a: np.ndarray, b: np.ndarray, what: str, *, seed: int, holds: str, above: str, below: str,
+                  samples: Mapping[str, Any]) -> ClaimOutcome:
+    """The 95% bootstrap CI of mean(b - a) against 0: the claim holds `holds` ("above" / "below") it."""
+    boot = bootstrap_mean_ci(b - a, seed=seed)
+    lo, hi = boot.ci
+    measured = f"{what} {_fmt(boot.estimate)} (95% CI [{_fmt(lo)}, {_fmt(hi)}], n={boot.n})"
+    return by_interval(lo, hi, 0.0, measured, holds=holds, above=above, below=below, inside="the CI contains 0",
+                       value=boot.estimate, ci=(lo, hi), n=boot.n, stats=[boot.to_dict()], samples=samples)
+
+
 def negative_shift(base: Sequence[float], cond: Sequence[float], *, what: str, seed: int) -> ClaimOutcome:
     """delta < 0 (A12's A3): the 95% CI below 0."""
     base, cond = np.asarray(base, float), np.asarray(cond, float)
-    boot = bootstrap_mean_ci(cond - base, seed=seed)
-    lo, hi = boot.ci
-    measured = f"delta {what} {_fmt(boot.estimate)} (95% CI [{_fmt(lo)}, {_fmt(hi)}], n={boot.n})"
-    return by_interval(lo, hi, 0.0, measured, holds="below", above="the score rose", below="the score fell",
-                       inside="the CI contains 0", value=boot.estimate, ci=(lo, hi), n=boot.n,
-                       stats=[boot.to_dict()], samples={"baseline": base.tolist(), "condition": cond.tolist()})
+    return _paired_shift(base, cond, f"delta {what}", seed=seed, holds="below", above="the score rose",
+                         below="the score fell", samples={"baseline": base.tolist(), "condition": cond.tolist()})
 
 
 def combine(parts: Mapping[str, ClaimOutcome], *, headline: str | None = None) -> ClaimOutcome:
@@ -173,12 +179,8 @@ def bit_identical(base: Sequence[np.ndarray], probed: Sequence[np.ndarray]) -> C
 def greater(low: Sequence[float], high: Sequence[float], *, what: str, seed: int) -> ClaimOutcome:
     """Paired: high > low (e.g. LPIPS(A2) > LPIPS(A1)), by the 95% bootstrap CI of mean(high - low)."""
     low, high = np.asarray(low, float), np.asarray(high, float)
-    boot = bootstrap_mean_ci(high - low, seed=seed)
-    lo, hi = boot.ci
-    measured = f"{what} {_fmt(boot.estimate)} (95% CI [{_fmt(lo)}, {_fmt(hi)}], n={boot.n})"
-    return by_interval(lo, hi, 0.0, measured, above="holds", below="the opposite order holds",
-                       inside="the CI contains 0", value=boot.estimate, ci=(lo, hi), n=boot.n,
-                       stats=[boot.to_dict()], samples={"low": low.tolist(), "high": high.tolist()})
+    return _paired_shift(low, high, what, seed=seed, holds="above", above="holds", below="the opposite order holds",
+                         samples={"low": low.tolist(), "high": high.tolist()})
 
 
 def sink_vs_random(sink: Sequence[float], random: Sequence[float], *, what: str, seed: int) -> ClaimOutcome:

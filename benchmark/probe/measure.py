@@ -77,4 +77,5 @@ def run_measurement(checkpoint: str, prompts: Sequence[tuple[str, str]], out: st
         probed = [layer for layer in layers if probe.layers is None or layer.index in probe.layers]
         blocks = [name for name, _ in _blocks_of(adapter.denoiser, probed)]
     return write_measurement(out, adapter=adapter, items=items, probe=probe, item_files=files,
-                             segmentations=segmentations, blocks=blocks)
+                             segmentations=segmentations, blocks=blocks,
+                             condition=condition.spec() if condition is not None else None)

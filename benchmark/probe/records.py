@@ -115,7 +115,8 @@ def key_importance(item_files: Sequence[Path], branch: str = "cond",
 
 
 def write_measurement(out: str | Path, *, adapter, items: Sequence, probe, item_files: Sequence[str],
-                      segmentations: Mapping[str, Any], blocks: Sequence[str] | None = None) -> Path:
+                      segmentations: Mapping[str, Any], blocks: Sequence[str] | None = None,
+                      condition: Mapping[str, Any] | None = None) -> Path:
     out = Path(out)
     kinds = {layer.index: f"{layer.kind}/{layer.block}" for layer in adapter.attention_layers()}
     spans = [{index: segmentations[it.prompt_id][kind]["spans"] for index, kind in kinds.items()
@@ -138,6 +139,8 @@ def write_measurement(out: str | Path, *, adapter, items: Sequence, probe, item_
     }
     if blocks is not None:      # the blocks whose output magnitudes "block_act_max" indexes, in forward order
         doc["blocks"] = list(blocks)
+    if condition is not None:   # an edit applied while measuring (content swap, PE edit): name and parameters
+        doc["condition"] = _plain(dict(condition))
     path = out / "measure.json"
     _atomic(path, lambda fh: fh.write((json.dumps(doc, indent=1) + "\n").encode()))
     return path
