@@ -225,6 +225,11 @@ def a18(claim, card, ctx):
         if active != expected:   # the engine's own check: a gating bug is an ERROR, never a verdict
             raise AssertionError(f"A18 {name}: intervened steps {active}, the window {lo}-{hi} of {steps} steps "
                                  f"is {expected}")
+        if not expected:
+            from benchmark.verdict import inconclusive
+
+            parts[name] = inconclusive(f"no step i of {steps} has {lo} <= i/T <= {hi}", "the window is empty at this T")
+            continue
         part = effects.no_effect(base, text_scores(ctx, card, "clip_t", imgs, name), _margin(claim, "clip_t"),
                                  what="clip_t", seed=ctx.settings.seed)
         part.measured += f", active at steps {active[0]}-{active[-1]} ({len(active)}/{steps})"
@@ -247,9 +252,13 @@ def a19(claim, card, ctx):
 def _fid_note(ctx, card, imgs, labels):
     """FID_shift and KID of each condition against the baseline (reported, not judged: N is small)."""
     from benchmark.experiments import metric_for
+    from benchmark.metrics import MetricUnavailable
     from benchmark.metrics.fid import fid_shift
 
-    features = metric_for(ctx, card, "fid")
+    try:
+        features = metric_for(ctx, card, "fid")
+    except MetricUnavailable as exc:      # FID is only reported here: the verdict stands on LPIPS
+        return f"; FID_shift not computed ({exc})"
     shifts = {c: fid_shift(imgs.images["baseline"], imgs.images[c], features, seed=ctx.settings.seed) for c in labels}
     return "; FID_shift " + ", ".join(f"{c} {s['fid']:.1f} (KID {s['kid_mean']:.4f})" for c, s in shifts.items())
 
