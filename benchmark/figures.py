@@ -25,6 +25,13 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
+def _wrap(title: str, width: int = 70) -> str:
+    """Long titles on several lines, so that none is cut at the figure's edge."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width))
+
+
 def attach(outcome, ctx, name: str, draw):
     """Draw a figure into the run's figures/ (draw(path)) and link it from the verdict; nothing without a run
     directory."""
@@ -34,7 +41,7 @@ def attach(outcome, ctx, name: str, draw):
     return outcome
 
 
-def ratio_over_depth(ratios: np.ndarray, path: str | Path, title: str) -> Path:
+def ratio_over_depth(ratios: np.ndarray, path: str | Path, title: str, ylabel: str = "sink-to-random ratio") -> Path:
     """Sink-to-random ratio per layer (items, layers): geometric mean with the 10-90% range of prompts."""
     plt = _pyplot()
     logs = np.log10(ratios)
@@ -46,8 +53,8 @@ def ratio_over_depth(ratios: np.ndarray, path: str | Path, title: str) -> Path:
     ax.axvline((ratios.shape[1] - 1) / 2, color="grey", lw=0.8, ls="--")
     ax.set_yscale("log")
     ax.set_xlabel("attention layer (forward order)")
-    ax.set_ylabel("sink-to-random ratio")
-    ax.set_title(title, fontsize=9)
+    ax.set_ylabel(ylabel)
+    ax.set_title(_wrap(title), fontsize=9)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -99,7 +106,7 @@ def dose_response(levels: list[str], deltas: Mapping[str, list[tuple[float, floa
             ax.legend(fontsize=8)
         ax.set_xticks(x, levels, rotation=30, fontsize=8)
         ax.set_ylabel(f"delta {metric} (condition - baseline)")
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(_wrap(title, 40 * len(deltas)), fontsize=9)
     return _save(fig, path)
 
 

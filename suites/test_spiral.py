@@ -115,7 +115,8 @@ def b11(claim, card, ctx):
     outcome = spiral.b11_band_energy(sink_low, mean_low, split, seed=ctx.settings.seed)
     gap = np.exp(np.log(np.nanmean(sink_low, axis=2)) - np.log(np.nanmean(mean_low, axis=2)))
     return figures.attach(outcome, ctx, f"B11_{card.name}.png", lambda path: figures.ratio_over_depth(
-        gap, path, f"B11 {card.name}: low-frequency RoPE energy fraction, sink key / average key"))
+        gap, path, f"B11 {card.name}: low-frequency RoPE energy fraction, sink key / average key",
+        ylabel="low-frequency fraction, sink / average"))
 
 
 SWAP_TOKENS = ("eos", "pad", "comma")
