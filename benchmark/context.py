@@ -88,6 +88,17 @@ class RunContext:
     def cards(self) -> dict[str, ModelCard]:
         return self.catalogue.cards
 
+    @property
+    def device(self) -> str:
+        """Where models run: CUDA with --gpu, else --device (auto = the CPU)."""
+        return "cuda" if self.settings.gpu else ("cpu" if self.settings.device == "auto" else self.settings.device)
+
+    def generation_overrides(self, **more: Any) -> dict[str, Any]:
+        """--steps / --dtype (when given) over the model card's settings, plus `more` (None values dropped)."""
+        base = {k: v for k, v in (("steps", self.settings.steps), ("dtype", self.settings.dtype)) if v is not None}
+        base.update({k: v for k, v in more.items() if v is not None})
+        return base
+
     def n_for(self, claim_default_n: int, paper_n: int | None) -> int:
         """The number of prompts a claim uses in this run."""
         if self.settings.paper_settings and paper_n:

@@ -63,16 +63,6 @@ def probe_layers(card: ModelCard, n_layers: int) -> dict[str, int]:
     return {"shallow": n_layers // 4, "middle": n_layers // 2, "deep": (3 * n_layers) // 4}
 
 
-def device_of(ctx: RunContext) -> str:
-    return "cuda" if ctx.settings.gpu else ("cpu" if ctx.settings.device == "auto" else ctx.settings.device)
-
-
-def overrides_of(ctx: RunContext, **more: Any) -> dict[str, Any]:
-    base = {k: v for k, v in (("steps", ctx.settings.steps), ("dtype", ctx.settings.dtype)) if v is not None}
-    base.update({k: v for k, v in more.items() if v is not None})
-    return base
-
-
 def adapter_for(ctx: RunContext, card: ModelCard, overrides: Mapping[str, Any] | None = None):
     """The loaded pipeline of a model under some generation settings, loaded once per suite run."""
     from .adapters import DiffusionAdapter, resolve_checkpoint
@@ -86,13 +76,13 @@ def adapter_for(ctx: RunContext, card: ModelCard, overrides: Mapping[str, Any] |
         memo.clear()            # one pipeline in memory at a time: real checkpoints are large
         source = checkpoint_source(card, ctx)
         settings = settings_for(resolve_checkpoint(source), overrides)
-        memo[key] = DiffusionAdapter.load(source, settings, device=device_of(ctx),
+        memo[key] = DiffusionAdapter.load(source, settings, device=ctx.device,
                                           max_batch=16 if card.organism else 1)
     return memo[key]
 
 
 def layer_count(ctx: RunContext, card: ModelCard) -> int:
-    return len(adapter_for(ctx, card, overrides_of(ctx)).attention_layers())
+    return len(adapter_for(ctx, card, ctx.generation_overrides()).attention_layers())
 
 
 def paired_images(ctx: RunContext, card: ModelCard, n: int, conditions: Mapping[str, Condition], *,
@@ -111,7 +101,7 @@ def paired_images(ctx: RunContext, card: ModelCard, n: int, conditions: Mapping[
         prompts = apply_transform(prompts, transform)
     if len(prompts) < n:
         raise ValueError(f"asked for {n} prompts, {prompt_spec or 'the prompt set'} has {len(prompts)}")
-    adapter = adapter_for(ctx, card, overrides_of(ctx, **dict(overrides or {})))
+    adapter = adapter_for(ctx, card, ctx.generation_overrides(**dict(overrides or {})))
     items = paired_items(prompts.pairs()[:n], list(conditions.values()),
                          base_seed=ctx.settings.seed + seed_offset)
     entries, _ = run(items, adapter, GenerationCache(Path(ctx.settings.cache_dir) / "images"), progress=True)
@@ -140,7 +130,7 @@ def fresh_images(ctx: RunContext, card: ModelCard, n: int, conditions: Mapping[s
     from .runner import WorkItem
 
     prompts = load_prompts(default_spec(card, ctx, n)).prompts[:n]
-    adapter = adapter_for(ctx, card, overrides_of(ctx))
+    adapter = adapter_for(ctx, card, ctx.generation_overrides())
     seeds = [ctx.settings.seed + i for i in range(n)]
     images: dict[str, list[np.ndarray]] = {label: [] for label in conditions}
     for start in range(0, n, adapter.max_batch):
@@ -201,7 +191,7 @@ def metric_for(ctx: RunContext, card: ModelCard, name: str):
     memo = ctx.extra.setdefault("metrics", {})
     key = (name, bool(card.organism))
     if key not in memo:
-        memo[key] = load_metric_for(card, name, device=device_of(ctx))
+        memo[key] = load_metric_for(card, name, device=ctx.device)
     return memo[key]
 
 

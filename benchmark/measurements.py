@@ -175,7 +175,7 @@ def attention_data(ctx: RunContext, card: ModelCard, n: int, claims: Sequence[An
     if transform is not None:
         prompts = apply_transform(prompts, transform)
     probe = ProbeSpec(stats=tuple(stats), queries="auto", branches=("cond",))
-    overrides = {k: v for k, v in (("steps", ctx.settings.steps), ("dtype", ctx.settings.dtype)) if v is not None}
+    overrides = ctx.generation_overrides()
     # format 2: block outputs also keep per-token maxima (B07); the checkpoint's content identity (directory hash
     # or hub revision), so retrained weights at the same path are measured anew
     from .adapters import resolve_checkpoint
@@ -186,7 +186,7 @@ def attention_data(ctx: RunContext, card: ModelCard, n: int, claims: Sequence[An
                      "overrides": overrides, "seed": ctx.settings.seed,
                      **({"condition": condition.spec()} if condition is not None else {})})
     out = Path(ctx.settings.cache_dir) / "measurements" / card.name / key[:16]
-    device = "cuda" if ctx.settings.gpu else ("cpu" if ctx.settings.device == "auto" else ctx.settings.device)
+    device = ctx.device
     if not (out / "measure.json").is_file():
         # the organisms are small enough to batch on a CPU; real models keep one prompt per call
         run_measurement(source, prompts.pairs(), out, probe, base_seed=ctx.settings.seed, device=device,

@@ -160,9 +160,9 @@ def a14(claim, card, ctx):
 
 @criterion("A15")
 def a15(claim, card, ctx):
-    from benchmark.experiments import adapter_for, overrides_of
+    from benchmark.experiments import adapter_for
 
-    layers = adapter_for(ctx, card, overrides_of(ctx)).attention_layers()
+    layers = adapter_for(ctx, card, ctx.generation_overrides()).attention_layers()
     mid = {kind: tuple(layer.index for layer in layers if layer.block == "mid" and layer.kind == kind)
            for kind in ("self", "cross")}
     conditions = {name: intervention(select="topk_head", k=1, layers=mid[kind])

@@ -106,11 +106,11 @@ def b16(claim, card, ctx):
 
 @criterion("B11")
 def b11(claim, card, ctx):
-    from benchmark.experiments import adapter_for, overrides_of
+    from benchmark.experiments import adapter_for
     from benchmark.measurements import key_band_energy, rope_low_band
 
     data = attention_data(ctx, card, ctx.n_for(claim.default_n, claim.paper_n), stats=("mass", "key_energy"))
-    low, split = rope_low_band(dict(adapter_for(ctx, card, overrides_of(ctx)).denoiser.config))
+    low, split = rope_low_band(dict(adapter_for(ctx, card, ctx.generation_overrides()).denoiser.config))
     sink_low, mean_low = key_band_energy(data, low)
     outcome = spiral.b11_band_energy(sink_low, mean_low, split, seed=ctx.settings.seed)
     gap = np.exp(np.log(np.nanmean(sink_low, axis=2)) - np.log(np.nanmean(mean_low, axis=2)))
@@ -124,10 +124,10 @@ SWAP_TOKENS = ("eos", "pad", "comma")
 
 @criterion("B13")
 def b13(claim, card, ctx):
-    from benchmark.experiments import adapter_for, overrides_of
+    from benchmark.experiments import adapter_for
     from benchmark.runner import Condition
 
-    length = int(adapter_for(ctx, card, overrides_of(ctx)).settings.max_sequence_length)
+    length = int(adapter_for(ctx, card, ctx.generation_overrides()).settings.max_sequence_length)
     positions = tuple(range(length - 6, length - 2))       # inside the PAD run of any prompt shorter than L - 6
     n = ctx.n_for(claim.default_n, claim.paper_n)
     swapped = {tok: attention_data(ctx, card, n, stats=("mass",), condition=Condition.make(
