@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -40,6 +41,12 @@ class AttentionCall:
         bound.update(changes)
         return self._func(**bound)
 
+    def compute_with_lse(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The unchanged attention output, and its log-sum-exp (B, H, Nq) where the GPU gives it for free
+        (else None): the fused mass pass then needs only its column pass."""
+        from .fused import sdpa_with_lse
+        return sdpa_with_lse(self._func, **_sdpa_arguments(self._args, self._kwargs or {}))
+
 
 # on_attention(call) -> None to leave the attention alone, or a tensor to use as its output.
 AttentionCallback = Callable[[AttentionCall], "torch.Tensor | None"]
@@ -64,6 +71,26 @@ def _sdpa_arguments(args, kwargs):
     return bound
 
 
+def attention_call(layer, call: int, func, args, kwargs) -> AttentionCall:
+    """The AttentionCall of one intercepted F.scaled_dot_product_attention(*args, **kwargs)."""
+    bound = _sdpa_arguments(args, kwargs)
+    return AttentionCall(
+        layer=layer, call=call, query=bound["query"], key=bound["key"], value=bound["value"],
+        attn_mask=bound.get("attn_mask"), is_causal=bool(bound.get("is_causal", False)),
+        scale=bound.get("scale"), _func=func, _args=tuple(args), _kwargs=dict(kwargs),
+    )
+
+
+@contextlib.contextmanager
+def intercepting_sdpa(on_sdpa: Callable[[Callable, tuple, dict], torch.Tensor]) -> Iterator[None]:
+    """Every F.scaled_dot_product_attention call made in the block, by any module, goes to
+    on_sdpa(func, args, kwargs), whose return value is the attention's output. For language models whose
+    attention is not a module of its own (remote-code LLaDA computes it inside the block): there the order of
+    the calls within one forward tells the layers apart (benchmark.lm.session)."""
+    with _SDPAInterceptor(SimpleNamespace(on_sdpa=on_sdpa)):
+        yield
+
+
 class _AttentionModuleHook:
     """Built lazily on a diffusers ModelHook subclass (diffusers is an optional dependency)."""
 
@@ -73,12 +100,7 @@ class _AttentionModuleHook:
         self.calls = 0
 
     def on_sdpa(self, func, args, kwargs):
-        bound = _sdpa_arguments(args, kwargs)
-        call = AttentionCall(
-            layer=self.layer, call=self.calls, query=bound["query"], key=bound["key"], value=bound["value"],
-            attn_mask=bound.get("attn_mask"), is_causal=bool(bound.get("is_causal", False)),
-            scale=bound.get("scale"), _func=func, _args=tuple(args), _kwargs=dict(kwargs),
-        )
+        call = attention_call(self.layer, self.calls, func, args, kwargs)
         self.calls += 1
         replacement = self.on_attention(call)
         if replacement is not None:

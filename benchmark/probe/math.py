@@ -78,15 +78,32 @@ def _n_rows(q: torch.Tensor, query_rows: torch.Tensor | None) -> int:
     return int(q.shape[-2] if query_rows is None else query_rows.numel())
 
 
+BACKENDS = ("auto", "chunked", "fused")
+
+
 def attention_stats(q: torch.Tensor, k: torch.Tensor, *, attn_mask: torch.Tensor | None = None,
                     scale: float | None = None, bias: torch.Tensor | None = None,
                     query_rows: torch.Tensor | None = None, chunk: int = 1024,
-                    entropy: bool = True) -> AttentionStats:
-    """Incoming mass per key and per-query entropy, computed `chunk` queries at a time.
+                    entropy: bool = True, lse: torch.Tensor | None = None, backend: str = "auto") -> AttentionStats:
+    """Incoming mass per key and per-query entropy.
 
     q: (B, H, Nq, D), k: (B, H, Nk, D) (k may have fewer heads for GQA: it is repeated). `attn_mask` as SDPA
     takes it; `bias` an extra additive logit bias broadcastable to (B, H, Nq, Nk) (e.g. an intervention's
-    log eta); `query_rows` the query indices to average over (e.g. the image queries, as paper A)."""
+    log eta); `query_rows` the query indices to average over (e.g. the image queries, as paper A).
+    backend "fused": the two Triton passes of `fused.py` (CUDA; `lse`, the attention's own log-sum-exp of
+    these logits (B, H, Nq), saves the first); "chunked": `chunk` queries at a time in PyTorch, any device
+    and mask; "auto": fused where it applies (a CUDA tensor, a key-only mask), chunked otherwise."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
+    if backend != "chunked" and (backend == "fused" or q.is_cuda):
+        from . import fused
+        try:
+            mass, ent = fused.fused_mass_entropy(q, k, attn_mask=attn_mask, scale=scale, bias=bias,
+                                                 query_rows=query_rows, entropy=entropy, lse=lse)
+            return AttentionStats(mass=mass, entropy=ent, n_queries=_n_rows(q, query_rows))
+        except fused.Unsupported:
+            if backend == "fused":
+                raise
     mass = torch.zeros((q.shape[0], q.shape[1], k.shape[-2]), dtype=torch.float32, device=q.device)
     entropies = []
     for logits in chunked_logits(q, k, attn_mask=attn_mask, scale=scale, bias=bias, query_rows=query_rows,

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..adapters.segmentation import MODALITIES, KeySegmentation
-from ..interventions import (InterventionLog, InterventionSpec, combine_masks, fixed_keys, log_eta_bias,
+from ..interventions import (InterventionLog, InterventionSpec, combine_masks, fixed_keys, head_mean_log, log_eta_bias,
                              matched_random_keys, replace_values, top_keys, uniform_random_keys, union_keys)
 from .hook import AttentionCall, attention_hooks
 from .math import attention_stats, chunked_logits, selected_log_mass
@@ -238,10 +238,19 @@ class AttentionSession:
             covered = [r for r in rows if spec.covers_branch(r.branch)]
             if covered:
                 output, bias = self._intervene(call, covered, step)
+        lse = None
+        if output is None and self._wants_lse(call, rows, step):
+            output, lse = call.compute_with_lse()
         if self.probe is not None:
             with torch.no_grad():
-                self._record(call, rows, step, bias)
+                self._record(call, rows, step, bias, lse)
         return output
+
+    def _wants_lse(self, call: AttentionCall, rows: list[_Row], step: int) -> bool:
+        """A passive call whose mass is recorded on a GPU: its own log-sum-exp saves the fused row pass."""
+        probe = self.probe
+        return (probe is not None and call.query.is_cuda and "mass" in probe.stats
+                and "entropy" not in probe.stats and any(probe.covers(call.layer.index, step, r.branch) for r in rows))
 
     def _candidates(self, row: _Row, nk: int, device) -> torch.Tensor | None:
         spec = self.intervention
@@ -319,17 +328,17 @@ class AttentionSession:
         entry: dict[str, Any] = {
             "step": step, "layer": call.layer.index, "branch": row.branch, "item": row.item,
             "n_selected_per_head": int(selected[0].sum(dim=-1).max()),
-            "log_mass_before": _log_mean(before), "log_mass_after": None, "log10_reduction": None,
+            "log_mass_before": head_mean_log(before), "log_mass_after": None, "log10_reduction": None,
         }
         if bias is not None:
             after = selected_log_mass(q, k, selected, attn_mask=mask, scale=call.scale, chunk=self.chunk,
                                       bias=bias[row.row:row.row + 1], query_rows=query_rows)
-            entry["log_mass_after"] = _log_mean(after)
+            entry["log_mass_after"] = head_mean_log(after)
             entry["log10_reduction"] = (entry["log_mass_before"] - entry["log_mass_after"]) / math.log(10)
         self.log.entries.append(entry)
 
     # ------------------------------------------------------------ probes
-    def _record(self, call: AttentionCall, rows: list[_Row], step: int, bias) -> None:
+    def _record(self, call: AttentionCall, rows: list[_Row], step: int, bias, lse=None) -> None:
         probe = self.probe
         pre_rope = self._pre_rope_qk(call) if "logit_mean_pre_rope" in probe.stats else None
         for row in rows:
@@ -341,7 +350,8 @@ class AttentionSession:
                 stats = attention_stats(q, k, attn_mask=_row_mask(call.attn_mask, row.row), scale=call.scale,
                                         bias=None if bias is None else bias[row.row:row.row + 1],
                                         query_rows=self._query_rows(row, call.layer, probe.queries, q.shape[-2]),
-                                        chunk=probe.chunk, entropy="entropy" in probe.stats)
+                                        chunk=probe.chunk, entropy="entropy" in probe.stats,
+                                        lse=None if lse is None else lse[row.row:row.row + 1])
                 if "mass" in probe.stats:
                     out["mass"] = (stats.mass[0] if probe.per_head else stats.mass[0].mean(dim=0)).cpu().numpy()
                 if "entropy" in probe.stats:
@@ -390,8 +400,3 @@ def _row_mask(mask: torch.Tensor | None, row: int) -> torch.Tensor | None:
         return mask
     return mask[row:row + 1]
 
-
-def _log_mean(log_mass_per_head: torch.Tensor) -> float:
-    """log of the head-averaged mass, from per-head log masses (B=1, H)."""
-    flat = log_mass_per_head.flatten().double()
-    return float(torch.logsumexp(flat, dim=0) - math.log(flat.numel()))
