@@ -227,6 +227,12 @@ def replace_values(value: torch.Tensor, selected: torch.Tensor, mode: str, alpha
     return torch.where(sel, target, value)
 
 
+def head_mean_log(log_mass_per_head: torch.Tensor) -> float:
+    """log of the head-averaged mass, from per-head log masses (B=1, H), without leaving log space."""
+    flat = log_mass_per_head.flatten().double()
+    return float(torch.logsumexp(flat, dim=0) - math.log(flat.numel()))
+
+
 @dataclass
 class InterventionLog:
     """What an intervention did, per (step, layer, branch): for the report and for A14's verification."""
