@@ -64,7 +64,7 @@ def probe_layers(card: ModelCard, n_layers: int) -> dict[str, int]:
 
 
 def adapter_for(ctx: RunContext, card: ModelCard, overrides: Mapping[str, Any] | None = None):
-    """The loaded pipeline of a model under some generation settings, loaded once per suite run."""
+    """The loaded pipeline of a model under some generation settings; the weights are loaded once per model."""
     from .adapters import DiffusionAdapter, resolve_checkpoint
     from .generate import settings_for
     from .measurements import checkpoint_source
@@ -73,11 +73,17 @@ def adapter_for(ctx: RunContext, card: ModelCard, overrides: Mapping[str, Any] |
     memo = ctx.extra.setdefault("adapters", {})
     key = (card.name, tuple(sorted(overrides.items())))
     if key not in memo:
-        memo.clear()            # one pipeline in memory at a time: real checkpoints are large
         source = checkpoint_source(card, ctx)
         settings = settings_for(resolve_checkpoint(source), overrides)
-        memo[key] = DiffusionAdapter.load(source, settings, device=ctx.device,
-                                          max_batch=16 if card.organism else 1)
+        # other sampling settings of a loaded model (A26's guidance, steps, scheduler) share its weights
+        loaded = next((a for (name, _), a in memo.items() if name == card.name and a.settings.dtype == settings.dtype),
+                      None)
+        if loaded is not None:
+            memo[key] = loaded.with_settings(settings)
+        else:
+            memo.clear()            # one model in memory at a time: real checkpoints are large
+            memo[key] = DiffusionAdapter.load(source, settings, device=ctx.device,
+                                              max_batch=16 if card.organism else 1)
     return memo[key]
 
 

@@ -234,3 +234,28 @@ def test_full_size_layer_listing_matches_the_card(family):
     for d in card.attention["layers"]:
         declared[(d["kind"], d["block"])] += d["count"]
     assert found == declared
+
+
+@pytest.mark.parametrize("family", ["flux", "sdxl"])
+def test_with_settings_reuses_the_weights_and_matches_a_fresh_load(family, adapters, tiny_dirs, monkeypatch):
+    """Another guidance / step count / scheduler on the loaded weights gives what loading again gives:
+    the same identity (so the same cache keys) and the same images."""
+    from benchmark.adapters import resolve_checkpoint
+    from benchmark.generate import settings_for
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = adapters(family)
+    directory = str(tiny_dirs(family))
+    other = settings_for(resolve_checkpoint(directory),
+                         {"guidance": 1.6 * (loaded.settings.guidance or 1.0), "steps": 3, "scheduler": "unipc"})
+    derived = loaded.with_settings(other)
+    fresh = DiffusionAdapter.load(directory, other)
+    assert derived.denoiser is loaded.denoiser, "the weights are shared, not loaded again"
+    assert derived.pipe.scheduler is not loaded.pipe.scheduler
+    assert derived.identity() == fresh.identity()
+    item = [WorkItem("p", SHORT, 3)]
+    assert np.array_equal(derived.generate(item)[0], fresh.generate(item)[0])
+    # the loaded adapter keeps its own settings and scheduler
+    assert loaded.identity()["settings"] != derived.identity()["settings"]
+    with pytest.raises(ValueError, match="dtype"):
+        loaded.with_settings(settings_for(resolve_checkpoint(directory), {"dtype": "bf16"}))

@@ -142,6 +142,7 @@ class DiffusionAdapter:
             "probe": _probe_condition,
         }
         self.last_metadata: list[dict[str, Any]] = []   # per item of the last generate(): what was done
+        self._checkpoint_scheduler = pipe.scheduler       # before any swap: the base of with_settings
 
     # ------------------------------------------------------------ loading
     @classmethod
@@ -162,6 +163,7 @@ class DiffusionAdapter:
         pipeline_class = getattr(diffusers, found.pipeline_class)
         pipe = pipeline_class.from_pretrained(
             str(checkpoint.path), dtype=getattr(torch, TORCH_DTYPES[settings.dtype]), local_files_only=True)
+        checkpoint_scheduler = pipe.scheduler
         if settings.scheduler is not None:
             from .family import build_scheduler
 
@@ -173,7 +175,33 @@ class DiffusionAdapter:
         if str(device) == "cpu" and not cpu_offload:
             _own_cpu_storage(pipe)
         pipe.set_progress_bar_config(disable=True)
-        return cls(pipe, found, settings, checkpoint, device=device, max_batch=max_batch)
+        adapter = cls(pipe, found, settings, checkpoint, device=device, max_batch=max_batch)
+        adapter._checkpoint_scheduler = checkpoint_scheduler
+        return adapter
+
+    def with_settings(self, settings: GenerationSettings | Mapping[str, Any]) -> "DiffusionAdapter":
+        """The same loaded weights under other generation settings (guidance, steps, size, scheduler), without
+        loading again: a new pipeline object over the same modules, with a scheduler of its own built from
+        the checkpoint's. A different dtype needs other weights, so it is refused (load again instead)."""
+        if not isinstance(settings, GenerationSettings):
+            settings = GenerationSettings.from_mapping(settings)
+        if settings.dtype != self.settings.dtype:
+            raise ValueError(f"with_settings keeps the weights' dtype {self.settings.dtype}; {settings.dtype} "
+                             "needs DiffusionAdapter.load")
+        components = dict(self.pipe.components)
+        base = self._checkpoint_scheduler
+        scheduler = type(base).from_config(base.config)
+        if settings.scheduler is not None:
+            from .family import build_scheduler
+
+            scheduler = build_scheduler(scheduler, settings.scheduler)
+        components["scheduler"] = scheduler
+        pipe = type(self.pipe)(**components)
+        pipe.set_progress_bar_config(disable=True)
+        adapter = type(self)(pipe, self.family, settings, self.checkpoint, device=self.device,
+                             max_batch=self.max_batch)
+        adapter._checkpoint_scheduler = base
+        return adapter
 
     # ------------------------------------------------------------ structure
     @property
