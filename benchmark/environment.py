@@ -17,12 +17,13 @@ from .paths import REPO_ROOT
 PACKAGES = ("sinkbench", "numpy", "scipy", "pytest", "torch", "diffusers", "transformers", "accelerate",
             "huggingface-hub", "safetensors", "open-clip-torch", "lpips", "hpsv2", "tabulate", "matplotlib")
 
-# Files up to this size are hashed whole; larger ones (weights) by name, size, for safetensors their
-# header (tensor names, dtypes, shapes, offsets), and _SAMPLES evenly spaced 64 KiB slices of the
-# content: retrained or fine-tuned weights keep the layout but change every slice, so the identity
-# changes too (a layout-only hash let a cache serve images of the old weights). Cheap for any size;
-# documented as an identity hash, not a full content hash.
-_WHOLE_FILE_LIMIT = 1 << 20
+# Files up to this size are hashed whole (organisms, tiny pipelines, text encoders and VAEs: any edit,
+# even one scaled tensor, changes the identity, so a cache never serves images of other weights; about 1 s
+# per GB). Larger files (the shards of real denoisers) are hashed by name, size, for safetensors their header
+# (tensor names, dtypes, shapes, offsets), and _SAMPLES evenly spaced 64 KiB content slices: retrained or
+# fine-tuned weights change every slice, an edit of a few bytes may fall between them. Documented as an
+# identity hash, not a full content hash.
+_WHOLE_FILE_LIMIT = 256 << 20
 _SAMPLES = 16
 _SLICE = 1 << 16
 
@@ -117,8 +118,31 @@ def directory_identity(directory: str | Path) -> dict[str, Any]:
         n_files += 1
         total += size
     return {"path": str(root.resolve()), "identity_sha256": digest.hexdigest(), "files": n_files, "bytes": total,
-            "method": "sha256 over (path, size, small files whole; larger: safetensors header and 16 x 64 KiB "
-                      "content slices)"}
+            "method": "sha256 over (path, size, files up to 256 MiB whole; larger: safetensors header and "
+                      "16 x 64 KiB content slices)"}
+
+
+CONTENT_HASH_LIMIT = 2 << 30      # directories up to 2 GiB also get a full content hash (provenance)
+
+
+def directory_content_sha256(directory: str | Path, limit: int = CONTENT_HASH_LIMIT) -> str | None:
+    """sha256 over every file's relative path and full content (the files directory_identity covers), or None
+    above `limit` bytes. Unlike the identity hash it sees any edit, e.g. one scaled tensor."""
+    root = Path(directory)
+    files = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and not (rel.startswith(".") or "/." in rel):     # as directory_identity
+            files.append(path)
+    if sum(p.stat().st_size for p in files) > limit:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def checkpoint_identity(checkpoint: str) -> dict[str, Any]:

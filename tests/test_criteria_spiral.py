@@ -119,6 +119,14 @@ def test_b09_sink_keys_have_the_others_norm_after_qk_norm():
     assert spiral.b09_key_norms(equal).verdict.value == "REPRODUCED"
     big = planted([20] * 3, value_factor=1.6)                     # planted() scales key norms like values
     assert spiral.b09_key_norms(big).verdict.value == "CONTRADICTED"
+    # zero keys at one layer (a zeroed key-norm gain): that layer is left out; at every layer: undefined
+    zero_one = AttentionData(equal.layers, equal.prompt_ids, equal.mass, equal.token_types, equal.value_norm,
+                             [np.zeros_like(equal.key_norm[0])] + list(equal.key_norm[1:]))
+    assert spiral.b09_key_norms(zero_one).verdict.value == "REPRODUCED"
+    zero_all = AttentionData(equal.layers, equal.prompt_ids, equal.mass, equal.token_types, equal.value_norm,
+                             [np.zeros_like(k) for k in equal.key_norm])
+    outcome = spiral.b09_key_norms(zero_all)
+    assert outcome.verdict.value == "INCONCLUSIVE" and "0/0" in outcome.reason
 
 
 def _with_step_profile(data: AttentionData, profile) -> AttentionData:

@@ -132,15 +132,32 @@ def test_two_gloo_processes_equal_one_process(tmp_path, clean_run, checkpoint, p
     assert first.dtype == np.uint8
 
 
-def test_directory_identity_changes_with_retrained_weights_of_the_same_layout(tmp_path):
-    """A retrained checkpoint keeps its tensors' names and shapes: the identity (cache keys) must still change."""
+def test_directory_identity_sees_one_scaled_tensor_in_a_small_checkpoint(tmp_path):
+    """Files up to 256 MiB are hashed whole: scaling one small tensor (a norm gain) changes the identity."""
     import torch
     from safetensors.torch import save_file
 
     from benchmark.environment import directory_identity
 
+    weights = {"big": torch.randn(256, 1024), "norm_k.weight": torch.ones(16)}
+    save_file(weights, tmp_path / "model.safetensors")
+    before = directory_identity(tmp_path)["identity_sha256"]
+    save_file({**weights, "norm_k.weight": weights["norm_k.weight"] * 0.25}, tmp_path / "model.safetensors")
+    assert directory_identity(tmp_path)["identity_sha256"] != before
+
+
+def test_directory_identity_changes_with_retrained_weights_of_the_same_layout(tmp_path, monkeypatch):
+    """A retrained checkpoint keeps its tensors' names and shapes: the identity (cache keys) must still change,
+    also for files above the whole-file limit, which are hashed by header and content slices."""
+    import torch
+    from safetensors.torch import save_file
+
+    from benchmark import environment
+    from benchmark.environment import directory_identity
+
+    monkeypatch.setattr(environment, "_WHOLE_FILE_LIMIT", 1 << 20)
     torch.manual_seed(0)
-    weights = {"w": torch.randn(512, 1024)}                     # 2 MiB: hashed by header and content slices
+    weights = {"w": torch.randn(512, 1024)}                     # 2 MiB > 1 MiB: header and content slices
     save_file(weights, tmp_path / "model.safetensors")
     before = directory_identity(tmp_path)["identity_sha256"]
     assert directory_identity(tmp_path)["identity_sha256"] == before

@@ -262,14 +262,26 @@ def _norm_ratio(data: AttentionData, norms) -> np.ndarray | None:
         v = norms[layer].mean(axis=1)
         at_sink = v[np.arange(len(sink)), sink]
         n = present_keys(data, layer).sum(axis=-1)
-        per_layer.append(at_sink / ((v.sum(axis=-1) - at_sink) / (n - 1)))
-    return np.mean(per_layer, axis=0) if per_layer else None
+        others = (v.sum(axis=-1) - at_sink) / (n - 1)
+        # keys of zero norm (e.g. a zeroed key-norm gain) leave the ratio undefined at that layer: left out
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_layer.append(np.where(others > 0, at_sink / np.where(others > 0, others, 1.0), np.nan))
+    if not per_layer:
+        return None
+    stacked = np.stack(per_layer)
+    defined = np.isfinite(stacked)
+    if not defined.any(axis=0).all():
+        return np.full(stacked.shape[1], np.nan)
+    return np.where(defined, stacked, 0.0).sum(axis=0) / defined.sum(axis=0)
 
 
 def b09_key_norms(data: AttentionData, seed: int = 0) -> ClaimOutcome:
     ratio = _norm_ratio(data, data.key_norm)
     if ratio is None:
         return inconclusive("no key norms recorded", "the measurement has no key_norm statistic")
+    if not np.isfinite(ratio).all():
+        return inconclusive("the keys have zero norm at every probed layer for some items",
+                            "the sink/other key-norm ratio is undefined (0/0)")
     stat = bootstrap_mean_ci(ratio, seed=seed)
     lo, hi = stat.ci
     measured = (f"sink key norm / other keys' {stat.estimate:.3f} after QK-norm and RoPE (95% CI [{lo:.3f}, {hi:.3f}], "
