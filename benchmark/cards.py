@@ -144,6 +144,30 @@ def load_cards(directory: Path = CARDS_DIR) -> dict[str, ModelCard]:
     return dict(sorted(cards.items(), key=lambda kv: (kv[1].organism, kv[0])))
 
 
+def organism_card_for(directory: str | Path, cards: Mapping[str, ModelCard] | None = None) -> ModelCard | None:
+    """The organism card a checkpoint directory belongs to: the card's own weights directory, or a copy or
+    fine-tune of it (a training.json written by models/organism/train.py naming the card's arch, the weights
+    directory's name, and a model_index.json of the card's pipeline class)."""
+    import json
+
+    root = Path(directory)
+    if not root.is_dir():
+        return None
+    organisms = [c for c in (load_cards() if cards is None else cards).values() if c.organism and c.weights_path]
+    for card in organisms:
+        if card.weights_path.resolve() == root.resolve():
+            return card
+    try:
+        arch = json.loads((root / "training.json").read_text()).get("arch")
+        class_name = json.loads((root / "model_index.json").read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        return None
+    for card in organisms:
+        if arch == card.weights_path.name and class_name == card.pipeline_class:
+            return card
+    return None
+
+
 def applicability_gaps(card: ModelCard, requires: list[str], models: list[str] | None) -> list[str]:
     """Why a claim with these requirements does not apply to the card (empty when it applies).
     Each gap is a phrase completing "<model> ...", e.g. "has no rotary position embedding (RoPE)"."""

@@ -66,6 +66,43 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import EXIT_USAGE, CompareError, compare, exit_code, headline, parse_tolerance, render_markdown
+    from .results import ResultsError, atomic_write_text, dump_json, load_results
+
+    try:
+        baseline, new = load_results(args.baseline), load_results(args.new)
+        tolerances = {}
+        if args.abs_tol is not None or args.rel_tol is not None:
+            tolerances["*"] = {k: v for k, v in (("abs", args.abs_tol), ("rel", args.rel_tol)) if v is not None}
+        for item in args.claim_tol or []:
+            claim_id, sep, text = item.partition("=")
+            if not sep or claim_id not in new["claims"]:
+                raise CompareError(f"--claim-tol {item!r}: expected CLAIM=abs:X,rel:Y with a known claim id")
+            tolerances[claim_id] = parse_tolerance(text)
+        pairs = {}
+        for item in args.pair or []:
+            b, sep, n = item.partition("=")
+            if not sep or not b or not n:
+                raise CompareError(f"--pair {item!r}: expected BASELINE_MODEL=NEW_MODEL")
+            pairs[b] = n
+        drift = compare(baseline, new, baseline_label=str(args.baseline), new_label=str(args.new),
+                        pairs=pairs or None, tolerances=tolerances, fail_on=args.fail_on)
+    except (FileNotFoundError, ResultsError, CompareError) as exc:
+        print(f"sinkbench compare: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    code = exit_code(drift, allow_incomparable=args.allow_incomparable)
+    if args.out:
+        out = Path(args.out)
+        atomic_write_text(out / "drift.json", dump_json(drift))
+        atomic_write_text(out / "DRIFT.md", render_markdown(drift))
+        print(f"{out / 'DRIFT.md'}\n{out / 'drift.json'}")
+    else:
+        print(dump_json(drift) if args.json else render_markdown(drift), end="")
+    print(f"sinkbench compare: {headline(drift)} (exit {code})", file=sys.stderr)
+    return code
+
+
 def _cmd_make_tiny(args: argparse.Namespace) -> int:
     import time
 
@@ -350,6 +387,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", help="a results.json or a report directory (e.g. reports/latest)")
     p.add_argument("--out", metavar="DIR", help="write REPORT.md and figures/ here instead")
     p.set_defaults(fn=_cmd_report)
+
+    p = sub.add_parser("compare", help="drift report of a new run against a baseline run (checkpoint CI)",
+                       description="Compare two results.json (or report directories): verdict changes "
+                                   "(regressions first), measured figures beyond tolerance, new SKIPPED reasons, "
+                                   "and settings that make the runs incomparable. Exit status: 0 no failing "
+                                   "change, 1 a failing change (a regression by default), 2 bad input, 3 the "
+                                   "runs are not comparable. See docs/CHECKPOINT_CI.md.")
+    p.add_argument("baseline", help="the baseline's results.json or report directory")
+    p.add_argument("new", help="the new run's results.json or report directory")
+    p.add_argument("--out", metavar="DIR", help="write DRIFT.md and drift.json here instead of printing")
+    p.add_argument("--json", action="store_true", help="print the drift as JSON instead of markdown")
+    p.add_argument("--fail-on", choices=["regression", "worse", "any"], default="regression",
+                   help="what fails (exit 1): regression = REPRODUCED -> CONTRADICTED/ERROR and new errors "
+                        "(default); worse = also weakened and no longer measured; any = any verdict change or "
+                        "figure beyond tolerance")
+    p.add_argument("--allow-incomparable", action="store_true",
+                   help="report runs with different settings with exit 0/1 instead of 3")
+    p.add_argument("--abs-tol", type=float, metavar="X", help="absolute tolerance for every claim (overrides the specs)")
+    p.add_argument("--rel-tol", type=float, metavar="Y", help="relative tolerance for every claim (overrides the specs)")
+    p.add_argument("--claim-tol", action="append", metavar="CLAIM=abs:X,rel:Y",
+                   help="tolerance of one claim (repeatable), e.g. A05=rel:0.1")
+    p.add_argument("--pair", action="append", metavar="BASE=NEW",
+                   help="pair a baseline model with a new-run model (repeatable); default: the single model on "
+                        "each side, else equal names")
+    p.set_defaults(fn=_cmd_compare)
     return parser
 
 

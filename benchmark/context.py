@@ -46,6 +46,7 @@ class RunSettings:
     report_dir: str = "reports"
     paper_settings: bool = False
     strict_verdicts: bool = False
+    trust_remote_code: bool = False              # --trust-remote-code: run checkpoints' own modeling code
 
     def __post_init__(self) -> None:
         if self.n_prompts is not None and self.n_prompts < 1:

@@ -85,7 +85,7 @@ def layer_step_heatmap(values: np.ndarray, path: str | Path, title: str, label: 
     return _save(fig, path)
 
 
-__all__ = ["attach", "layer_step_heatmap", "ratio_over_depth", "token_budget"]
+__all__ = ["accuracy_under_masking", "attach", "layer_step_heatmap", "ratio_over_depth", "sink_positions", "token_budget"]
 
 
 def dose_response(levels: list[str], deltas: Mapping[str, list[tuple[float, float, float]]], path: str | Path,
@@ -128,4 +128,44 @@ def image_panels(rows: list[tuple[str, list[np.ndarray]]], columns: list[str], p
             if c == 0:
                 ax.set_ylabel(label[:28], fontsize=7)
     fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def sink_positions(panels: Mapping[str, tuple[list[np.ndarray], int | None]], path: str | Path, title: str,
+                   per_panel: int = 8) -> Path:
+    """Paper C's sink dynamics: the top-1 sink position (of the attention averaged over layers) at each step,
+    one line per problem (the first `per_panel`), one panel per model (DLM: denoising steps, ARM: decoding steps).
+    panels[label] = (positions per problem, the prompt length of the first problem or None)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.3), squeeze=False)
+    for ax, (label, (positions, prompt_length)) in zip(axes[0], panels.items()):
+        for i, p in enumerate(positions[:per_panel]):
+            ax.plot(np.arange(len(p)), p, marker="o", ms=3, lw=1, alpha=0.8, label=f"problem {i}")
+        if prompt_length is not None:
+            ax.axhline(prompt_length - 0.5, color="grey", lw=0.8, ls="--", label="prompt | generation")
+        ax.set_xlabel("step")
+        ax.set_ylabel("top-1 sink position")
+        ax.set_title(_wrap(label, 45), fontsize=9)
+    axes[0][-1].legend(fontsize=6, loc="best")
+    fig.suptitle(_wrap(title, 55 * len(panels)), fontsize=9)
+    return _save(fig, path)
+
+
+def accuracy_under_masking(models: Mapping[str, Mapping[str, tuple[float, float, float]]], path: str | Path,
+                           title: str) -> Path:
+    """Accuracy with its 95% interval per condition (unmasked, top-1/5/10 sinks masked), one line per model:
+    models[label][condition] = (accuracy, lo, hi)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    for label, rows in models.items():
+        names = list(rows)
+        x = np.arange(len(names))
+        acc = np.array([rows[c][0] for c in names])
+        err = np.array([[rows[c][0] - rows[c][1] for c in names], [rows[c][2] - rows[c][0] for c in names]])
+        ax.errorbar(x, acc, yerr=err, fmt="o-", capsize=4, label=label)
+        ax.set_xticks(x, names, fontsize=8)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=8)
+    ax.set_title(_wrap(title), fontsize=9)
     return _save(fig, path)

@@ -29,11 +29,10 @@ def card_settings(pipeline_class: str) -> dict[str, Any]:
 
 
 def organism_card_at(path: Path):
-    """The organism card whose weights are this directory, if any."""
-    for card in load_cards().values():
-        if card.organism and card.weights_path is not None and card.weights_path.resolve() == Path(path).resolve():
-            return card
-    return None
+    """The organism card whose weights are this directory, or a copy or fine-tune of them, if any."""
+    from .cards import organism_card_for
+
+    return organism_card_for(path)
 
 
 def settings_for(checkpoint: Checkpoint, overrides: Mapping[str, Any] | None = None) -> GenerationSettings:

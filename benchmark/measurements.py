@@ -137,8 +137,8 @@ def load_attention(out: str | Path, branch: str = "cond") -> AttentionData:
 
 
 def checkpoint_source(card: ModelCard, ctx: RunContext) -> str:
-    if card.organism:
-        return str(card.weights_path)
+    if card.organism:   # --checkpoint with an organism card: a copy or fine-tune of the organism
+        return ctx.settings.checkpoint or str(card.weights_path)
     return ctx.settings.checkpoint or card.hub_id
 
 

@@ -29,6 +29,9 @@ class _State:
     recorder: object | None = None
     deselected: list[tuple[str, str]] = field(default_factory=list)
     report_path: Path | None = None
+    baseline: dict | None = None          # --baseline's results document
+    drift: dict | None = None             # the comparison with it (benchmark.compare)
+    gate_exit: int | None = None          # the run's exit status as the baseline gate set it
 
 
 _STATE = pytest.StashKey[_State]()
@@ -52,6 +55,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--report-dir", default="reports", metavar="DIR", help="where reports/<run-id>/ is written")
     g.addoption("--paper-settings", action="store_true", help="use each paper's exact settings (steps, N, resolution)")
     g.addoption("--strict-verdicts", action="store_true", help="fail INCONCLUSIVE claims instead of skipping them")
+    g.addoption("--trust-remote-code", action="store_true",
+                help="allow checkpoints that load only through their own modeling code (LLaDA, MMaDA, Dream); "
+                     "off by default, recorded in the report")
+    g.addoption("--baseline", metavar="RESULTS", help="gate on a baseline run (its results.json or report directory): "
+                "the exit status says whether a claim regressed, REPORT.md gets a drift section (docs/CHECKPOINT_CI.md)")
+    g.addoption("--baseline-fail-on", choices=["regression", "worse", "any"], default="regression",
+                help="with --baseline, what fails the run (as `sinkbench compare --fail-on`; default regression)")
+    g.addoption("--baseline-allow-incomparable", action="store_true",
+                help="with --baseline, run and compare even when the baseline's settings differ")
 
 
 def _models_option(values: list[str] | None) -> tuple[str, ...] | None:
@@ -63,15 +75,28 @@ def _models_option(values: list[str] | None) -> tuple[str, ...] | None:
 
 def _resolve_checkpoint(checkpoint: str, models: tuple[str, ...] | None, cards) -> tuple[str, ...]:
     """Which model family a --checkpoint belongs to."""
+    from .cards import organism_card_for
     from .environment import family_of_directory
 
     if models:
         if len(models) != 1:
             raise SettingsError("--checkpoint verifies one checkpoint: give at most one --model")
+        card = cards[models[0]]
+        if card.organism and organism_card_for(checkpoint, cards) is not card:
+            raise SettingsError(f"--checkpoint {checkpoint}: not a copy or fine-tune of {card.name} (a directory "
+                                "with its model_index.json and the training.json of models/organism/train.py)")
         return models
     if Path(checkpoint).exists():
         if not Path(checkpoint).is_dir():
             raise SettingsError(f"--checkpoint {checkpoint}: expected a directory (a diffusers pipeline) or a hub id")
+        organism = organism_card_for(checkpoint, cards)
+        if organism is not None:        # a copy or fine-tune of an organism runs under the organism's card
+            return (organism.name,)
+        from .lm.adapter import lm_card_of_directory
+
+        language_model = lm_card_of_directory(checkpoint, cards)
+        if language_model is not None:     # a transformers directory (config.json) of a paper-C family
+            return (language_model,)
         classes = {c.name: c.pipeline_class for c in cards.values() if not c.organism}
         try:
             return (family_of_directory(checkpoint, classes),)
@@ -105,7 +130,8 @@ def _settings(config: pytest.Config) -> RunSettings:
             gpu=opt.gpu, models=models, checkpoint=opt.checkpoint, n_prompts=opt.n_prompts, prompts=opt.prompts,
             steps=opt.steps, seed=opt.seed, dtype=opt.dtype, device=opt.device,
             cache_dir=str(root / opt.cache_dir), report_dir=str(root / opt.report_dir),
-            paper_settings=opt.paper_settings, strict_verdicts=opt.strict_verdicts)
+            paper_settings=opt.paper_settings, strict_verdicts=opt.strict_verdicts,
+            trust_remote_code=opt.trust_remote_code)
     except SettingsError as exc:
         raise pytest.UsageError(f"sinkbench: {exc}") from exc
 
@@ -119,7 +145,30 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU and real weights; skipped unless --gpu (or --device cpu)")
     config.addinivalue_line("markers", "slow: long-running test")
     config.addinivalue_line("markers", "claim(id): a claim-verification test (added by benchmark.suite)")
-    config.stash[_STATE] = _State(settings=_settings(config), config=config)
+    state = _State(settings=_settings(config), config=config)
+    state.baseline = _load_baseline(config, state.settings)
+    config.stash[_STATE] = state
+
+
+def _load_baseline(config: pytest.Config, settings: RunSettings) -> dict | None:
+    """--baseline's document; a baseline run with other measurement settings is a usage error before anything
+    runs (prompt sets, weights and generation settings are compared at the end)."""
+    path = config.option.baseline
+    if not path:
+        return None
+    from .compare import settings_differences
+    from .results import ResultsError, load_results
+
+    try:
+        doc = load_results(path)
+    except (FileNotFoundError, ResultsError) as exc:
+        raise pytest.UsageError(f"sinkbench: --baseline: {exc}") from exc
+    incomparable, _ = settings_differences(doc["settings"], settings.to_dict(), prompt_sets_checked=True)
+    if incomparable and not config.option.baseline_allow_incomparable:
+        diffs = "; ".join(f"{i['what']} {i['baseline']} (baseline) vs {i['new']}" for i in incomparable)
+        raise pytest.UsageError(f"sinkbench: --baseline {path} was run with other settings: {diffs}. Run with "
+                                "the baseline's settings, or add --baseline-allow-incomparable")
+    return doc
 
 
 def _context(state: _State) -> RunContext:
@@ -254,7 +303,31 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None or state.recorder is None:
         return
     status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "complete"
+    if state.baseline is not None:
+        exitstatus = _gate(session, state, status, exitstatus)
     state.report_path = state.recorder.finish(status=status, exit_status=int(exitstatus))
+
+
+def _gate(session: pytest.Session, state: _State, status: str, exitstatus: int) -> int:
+    """Compare the run with --baseline; the run's exit status becomes the gate's (1 on a failing change or an
+    incomparable baseline, else 0), so verdicts the baseline shares (e.g. CONTRADICTED in both) do not fail it.
+    Interrupted runs and pytest's own errors keep their status."""
+    from .compare import compare, exit_code, render_markdown
+    from .results import atomic_write_text, dump_json
+
+    opt, recorder = session.config.option, state.recorder
+    doc = recorder.document(status=status, exit_status=None, finished=None)
+    drift = compare(state.baseline, doc, baseline_label=str(opt.baseline),
+                    new_label=str(recorder.run_dir / "results.json"), fail_on=opt.baseline_fail_on)
+    recorder.drift = state.drift = drift
+    atomic_write_text(recorder.run_dir / "drift.json", dump_json(drift))
+    atomic_write_text(recorder.run_dir / "DRIFT.md", render_markdown(drift))
+    if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return exitstatus
+    failed = exit_code(drift, allow_incomparable=opt.baseline_allow_incomparable) != 0
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
+    state.gate_exit = int(session.exitstatus)
+    return session.exitstatus
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -268,3 +341,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_line(f"report: {state.report_path}")
     latest = Path(state.settings.report_dir) / "latest" / "REPORT.md"
     terminalreporter.write_line(f"latest: {latest}")
+    if state.drift is not None:
+        from .compare import headline
+
+        terminalreporter.write_line(f"baseline {config.option.baseline}: {headline(state.drift)}")
+        gate = "" if state.gate_exit is None else f" (exit status {state.gate_exit}, set by the baseline gate)"
+        terminalreporter.write_line(f"drift: {state.report_path.parent / 'DRIFT.md'}{gate}")

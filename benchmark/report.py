@@ -138,6 +138,10 @@ def render_markdown(doc: Mapping[str, Any], figures: Iterable[str] = ()) -> str:
     for fig in figures:
         out += [f"![{Path(fig).stem}]({fig})", ""]
     out += [LEGEND, ""]
+    if doc.get("drift"):        # pytest --baseline: what changed against the baseline run
+        from .compare import render_markdown as render_drift
+
+        out += [render_drift(doc["drift"], level=2)]
     results_by_claim: dict[str, list[Mapping[str, Any]]] = {}
     for r in doc["results"]:
         results_by_claim.setdefault(r["claim"], []).append(r)
@@ -194,6 +198,14 @@ def render_markdown(doc: Mapping[str, Any], figures: Iterable[str] = ()) -> str:
             ck = info["checkpoint"]
             ident = ck.get("identity_sha256") or ck.get("revision") or "revision unknown"
             env_rows.append([f"checkpoint ({m})", f"{ck.get('path') or ck.get('hub_id')} [{ident}]"])
+    for m, prov in ((doc.get("provenance") or {}).get("models") or {}).items():
+        from .compare import weights_id
+
+        prompts = prov.get("prompts") or {}
+        parts = [f"weights {weights_id(prov.get('weights')) or 'unknown'}"]
+        if prompts:
+            parts.append(f"prompts {prompts['spec']} ({prompts['count']}, sha256 {(prompts['sha256'] or 'unknown')[:12]})")
+        env_rows.append([f"provenance ({m})", ", ".join(parts)])
     out.append(tabulate([[cell(a), cell(b)] for a, b in env_rows], headers=["", ""], tablefmt="github"))
     out += ["", "## Settings", ""]
     out.append(tabulate([[k, cell("default" if v is None else v)] for k, v in settings.items()],

@@ -22,7 +22,8 @@ from .environment import environment
 from .paths import SCHEMAS_DIR
 from .verdict import ClaimOutcome, Verdict
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+READABLE_VERSIONS = ("1.0", "1.1")      # 1.1 added provenance and drift (both optional)
 SCHEMA_PATH = SCHEMAS_DIR / "results.schema.json"
 
 
@@ -43,6 +44,10 @@ def load_schema() -> dict[str, Any]:
 
 
 def validate_results(doc: Any) -> None:
+    version = doc.get("schema_version") if isinstance(doc, Mapping) else None
+    if isinstance(version, str) and version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        raise ResultsError(f"results.json does not follow schema {SCHEMA_VERSION} at schema_version: {version!r} is "
+                           f"another major version (this SinkBench reads {', '.join(READABLE_VERSIONS)})")
     errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(doc),
                     key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -107,6 +112,70 @@ def result_entry(*, claim_id: str, paper: str, model: str, nodeid: str, outcome:
     }
 
 
+def _weights_identity(card, ctx: RunContext) -> dict[str, Any] | None:
+    """What the run measures for a model: --checkpoint, else the organism's directory, else the hub id. A
+    directory (up to 2 GiB) also gets a full content hash: the identity hash samples large files and can miss
+    a small edit."""
+    from .environment import checkpoint_identity, directory_content_sha256, directory_identity
+
+    if ctx.settings.checkpoint:
+        identity = ctx.checkpoint_identity
+    elif card.organism:
+        path = card.weights_path
+        identity = {"kind": "directory", **directory_identity(path)} if path and path.is_dir() else None
+    else:
+        identity = checkpoint_identity(card.hub_id) if card.hub_id else None
+    if identity and identity.get("kind") == "directory":
+        identity = {**identity, "content_sha256": directory_content_sha256(identity["path"])}
+    return identity
+
+
+def _prompt_set_identity(card, ctx: RunContext) -> dict[str, Any]:
+    """The prompt set a model's claims draw from (each claim takes a stratified sample or a prefix of it,
+    decided by N and the seeds, so its hash and the seeds pin every claim's prompts)."""
+    from .measurements import prompt_spec
+    from .prompts import PromptError, load_prompts
+
+    spec = prompt_spec(card, ctx, 1).rsplit(":", 1)[0]
+    try:
+        prompts = load_prompts(spec, download=False)
+    except PromptError as exc:
+        return {"spec": spec, "sha256": None, "count": None, "unavailable": str(exc).split(". ")[0]}
+    return {"spec": spec, "sha256": prompts.sha256, "count": len(prompts)}
+
+
+def provenance(ctx: RunContext, models: Iterable[str]) -> dict[str, Any]:
+    """What decides whether two runs are comparable, beyond settings and environment: per model the weights'
+    identity, the generation settings and the prompt set (for models that can run in this session)."""
+    from .prompts import ORGANISM_PROMPT_SEED
+    from .suite import availability
+
+    out: dict[str, Any] = {"seeds": {"base": ctx.settings.seed, "prompt_sample": 0,
+                                     "organism_prompts": ORGANISM_PROMPT_SEED}, "models": {}}
+    for name in models:
+        card = ctx.cards[name]
+        entry: dict[str, Any] = {"weights": None, "generation": dict(card.settings), "prompts": None}
+        try:
+            entry["weights"] = _weights_identity(card, ctx)
+            # image and video generators; the language models (paper C) have no diffusion settings or prompt set
+            if card.kind in ("t2i", "t2v") and availability(card, ctx) is None:
+                entry["generation"] = _generation_settings(card, ctx)
+                entry["prompts"] = _prompt_set_identity(card, ctx)
+        except Exception as exc:   # provenance must not stop a run; the failure is recorded instead
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        out["models"][name] = entry
+    return out
+
+
+def _generation_settings(card, ctx: RunContext) -> dict[str, Any]:
+    """The generation settings the model's images are made with (card, checkpoint marker, --steps/--dtype)."""
+    from .adapters import resolve_checkpoint
+    from .generate import settings_for
+    from .measurements import checkpoint_source
+
+    return settings_for(resolve_checkpoint(checkpoint_source(card, ctx)), ctx.generation_overrides()).to_dict()
+
+
 class RunRecorder:
     """Collects the results of one suite run and keeps reports/<run-id>/ up to date on disk."""
 
@@ -126,6 +195,8 @@ class RunRecorder:
         self.results: dict[str, dict[str, Any]] = {}      # nodeid -> result entry
         self.started = now_iso()
         self.environment = environment(ctx.settings.device)
+        self.provenance = provenance(ctx, self.models_in_scope)
+        self.drift: dict[str, Any] | None = None          # the comparison with --baseline, set before finish()
         self.command = command
         self._t0 = time.monotonic()
         self._write(status="running", exit_status=None, finished=None)
@@ -181,7 +252,10 @@ class RunRecorder:
             "not_applicable": not_applicable,
             "not_run": not_run,
             "summary": summarize(results),
+            "provenance": self.provenance,
         }
+        if self.drift is not None:
+            doc["drift"] = self.drift
         return doc
 
     def _write(self, *, status: str, exit_status: int | None, finished: str | None) -> dict[str, Any]:

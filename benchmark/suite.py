@@ -52,6 +52,12 @@ def pending_reason(claim: Claim) -> str:
 
 def availability(card: ModelCard, ctx: RunContext) -> str | None:
     """None when the model can be run in this session, else the SKIPPED reason with the how-to."""
+    if card.organism and is_language_model(card):
+        weights = card.weights_path
+        if weights is None or not (weights / "config.json").is_file():
+            return (f"no trained weights for {card.name} at {card.weights}/ (a transformers model directory with "
+                    "config.json; trained by `python models/organism/train_lm.py`, issue 10)")
+        return None
     if card.organism:
         weights = card.weights_path
         if weights is None or not (weights / "model_index.json").is_file():
@@ -60,18 +66,34 @@ def availability(card: ModelCard, ctx: RunContext) -> str | None:
         return None
     if not ctx.settings.runs_real_models:
         return how_to_run_on_gpu(card)
+    if "remote_code" in card.traits and not ctx.settings.trust_remote_code:
+        from .lm.adapter import remote_code_reason
+
+        return remote_code_reason(card.name, ctx.settings.checkpoint or card.hub_id)
     return checkpoint_missing(card, ctx)
+
+
+def is_language_model(card: ModelCard) -> bool:
+    return card.kind in ("dlm", "arm")
 
 
 def checkpoint_missing(card: ModelCard, ctx: RunContext) -> str | None:
     """The SKIPPED reason when the card's (or --checkpoint's) weights are not on this machine."""
-    problem = _checkpoint_problem(ctx.settings.checkpoint or card.hub_id)
+    problem = _checkpoint_problem(ctx.settings.checkpoint or card.hub_id, is_language_model(card))
     return f"weights not available for {card.name}: {problem}" if problem else None
 
 
 @functools.lru_cache(maxsize=None)
-def _checkpoint_problem(source: str) -> str | None:
+def _checkpoint_problem(source: str, language_model: bool = False) -> str | None:
     """Resolved once per process: a hub lookup may try the network."""
+    if language_model:       # a transformers directory (config.json), not a diffusers pipeline
+        from .lm.adapter import LMCheckpointNotFound, resolve_lm_checkpoint
+
+        try:
+            resolve_lm_checkpoint(source)
+        except LMCheckpointNotFound as exc:
+            return str(exc)
+        return None
     from .adapters import CheckpointNotFound, resolve_checkpoint
 
     try:
@@ -82,8 +104,11 @@ def _checkpoint_problem(source: str) -> str | None:
 
 
 def how_to_run_on_gpu(card: ModelCard) -> str:
-    return (f"needs a GPU and the weights of {card.hub_id}: run `pytest suites/ -m {card.name} --gpu` "
-            "on a CUDA machine with the weights in the Hugging Face cache (or add --checkpoint DIR)")
+    flags = " --trust-remote-code" if "remote_code" in card.traits else ""
+    why = (" (it loads through the modeling code in its checkpoint, which runs only with --trust-remote-code)"
+           if flags else "")
+    return (f"needs a GPU and the weights of {card.hub_id}: run `pytest suites/ -m {card.name} --gpu{flags}` "
+            f"on a CUDA machine with the weights in the Hugging Face cache (or add --checkpoint DIR){why}")
 
 
 def evaluate(claim: Claim, card: ModelCard, ctx: RunContext) -> ClaimOutcome:
