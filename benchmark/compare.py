@@ -44,7 +44,7 @@ FAIL_ON = {
 MEASUREMENT_SETTINGS = ("n_prompts", "steps", "seed", "dtype", "paper_settings")
 # Settings that say where files go or which tests run, not what a test measures.
 IGNORED_SETTINGS = ("models", "checkpoint", "cache_dir", "report_dir", "strict_verdicts", "gpu", "device",
-                    "trust_remote_code")
+                    "trust_remote_code", "allow_code_execution")
 # Claim spec fields whose change can change a verdict (statement and source are text).
 SPEC_FIELDS = ("criterion", "tolerance", "margins", "default_n", "paper_n", "metrics", "measurements",
                "interventions", "requires", "models")

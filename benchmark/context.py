@@ -47,6 +47,7 @@ class RunSettings:
     paper_settings: bool = False
     strict_verdicts: bool = False
     trust_remote_code: bool = False              # --trust-remote-code: run checkpoints' own modeling code
+    allow_code_execution: bool = False           # --allow-code-execution: run model-written code (HumanEval)
 
     def __post_init__(self) -> None:
         if self.n_prompts is not None and self.n_prompts < 1:

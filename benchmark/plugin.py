@@ -58,6 +58,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--trust-remote-code", action="store_true",
                 help="allow checkpoints that load only through their own modeling code (LLaDA, MMaDA, Dream); "
                      "off by default, recorded in the report")
+    g.addoption("--allow-code-execution", action="store_true",
+                help="run model-written code (HumanEval's programs, paper C) in a sandboxed child process; off by "
+                     "default (or SINKBENCH_ALLOW_CODE_EXECUTION=1), recorded in the report")
     g.addoption("--baseline", metavar="RESULTS", help="gate on a baseline run (its results.json or report directory): "
                 "the exit status says whether a claim regressed, REPORT.md gets a drift section (docs/CHECKPOINT_CI.md)")
     g.addoption("--baseline-fail-on", choices=["regression", "worse", "any"], default="regression",
@@ -112,6 +115,8 @@ def _resolve_checkpoint(checkpoint: str, models: tuple[str, ...] | None, cards) 
 
 
 def _settings(config: pytest.Config) -> RunSettings:
+    from .lm_tasks.sandbox import code_execution_opt_in
+
     opt = config.option
     try:
         cards = load_cards()
@@ -131,7 +136,9 @@ def _settings(config: pytest.Config) -> RunSettings:
             steps=opt.steps, seed=opt.seed, dtype=opt.dtype, device=opt.device,
             cache_dir=str(root / opt.cache_dir), report_dir=str(root / opt.report_dir),
             paper_settings=opt.paper_settings, strict_verdicts=opt.strict_verdicts,
-            trust_remote_code=opt.trust_remote_code)
+            trust_remote_code=opt.trust_remote_code,
+            # the effective opt-in (flag or environment variable), so the report says what ran
+            allow_code_execution=code_execution_opt_in(opt.allow_code_execution))
     except SettingsError as exc:
         raise pytest.UsageError(f"sinkbench: {exc}") from exc
 

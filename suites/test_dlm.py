@@ -2,7 +2,8 @@
 
 One test per (claim, applicable model). Every claim reads the same measurement (benchmark.lm.measure): the first
 N problems of the model's task generated with the attention probe on (the organisms: the arithmetic task; real
-checkpoints: GSM8K), unmasked, and for C03 also with the top-1/5/10 sinks of the previous step masked. Judged by
+checkpoints: GSM8K), unmasked, and for C03 also with the top-1/5/10 sinks of the previous step masked; with
+--allow-code-execution, C03 on real checkpoints also measures HumanEval pass@1 the same way. Judged by
 benchmark.criteria.dlm. A DLM's A_bar averages over every query, an ARM's is its last token's row (as the paper
 does for Llama).
 """
@@ -39,10 +40,10 @@ def _n(ctx):
     return max(ctx.n_for(c.default_n, c.paper_n) for c in (catalogue()[c] for c in SHARED_MEASUREMENT))
 
 
-def _runs(ctx, card, mask_k=0):
+def _runs(ctx, card, mask_k=0, task=None):
     from benchmark.lm.measure import measure
 
-    return measure(ctx, card, _n(ctx), mask_k)
+    return measure(ctx, card, _n(ctx), mask_k, task)
 
 
 def _samples(runs, **more):
@@ -50,8 +51,10 @@ def _samples(runs, **more):
 
 
 def _measured_in_run(ctx, mask_k=0):
-    """{model: runs} of every language model this run has measured under a condition (for the comparisons)."""
-    return {key[0]: runs for key, runs in ctx.extra.get("lm_runs", {}).items() if key[3] == mask_k}
+    """{model: runs} of every language model this run has measured under a condition on its own task (for the
+    comparisons; C03's HumanEval runs are left out)."""
+    return {key[0]: runs for key, runs in ctx.extra.get("lm_runs", {}).items()
+            if key[3] == mask_k and key[1] != "humaneval"}
 
 
 def _kind_label(ctx, name):
@@ -86,26 +89,46 @@ def c02(claim, card, ctx):
         panels, path, "C02: top-1 sink position (attention averaged over layers) over steps"))
 
 
-@criterion("C03")
-@_skips_when_unavailable
-def c03(claim, card, ctx):
+HUMANEVAL_NOT_RUN = ("HumanEval half not run: pass --allow-code-execution (runs model-written code in a "
+                     "sandbox)")
+
+
+def _c03_part(ctx, card, task_name, label):
+    """One task's C03 verdict: unmasked vs top-1/5/10 masked, paired by problem, with the masked keys' mass."""
     from benchmark.lm.measure import MASK_KS
 
-    base = _runs(ctx, card)
-    masked = {k: _runs(ctx, card, k) for k in MASK_KS}
+    base = _runs(ctx, card, task=task_name)
+    masked = {k: _runs(ctx, card, k, task_name) for k in MASK_KS}
     if any(runs.ids != base.ids for runs in masked.values()):
         raise RuntimeError("the masked runs are not paired with the unmasked ones (different problems)")
     held = {k: float(np.nanmedian(np.exp(np.concatenate([r.log_mass_before.ravel() for r in runs.records]))))
             for k, runs in masked.items()}
     left = max(float(np.nanmax(np.concatenate([r.log_mass_after.ravel() for r in runs.records])))
                for runs in masked.values())
-    task = "arithmetic (the organism's exact-match counterpart of GSM8K)" if card.organism else "GSM8K"
     outcome = dlm.c03_masking(base.correct, {k: r.correct for k, r in masked.items()}, card.kind,
-                              seed=ctx.settings.seed, task=task, samples={"problem_id": base.ids})
+                              seed=ctx.settings.seed, task=label, samples={"problem_id": base.ids})
     outcome.measured += ("; the masked keys held a median " + ", ".join(f"{v:.1%} (top-{k})" for k, v in held.items())
-                         + f" of a layer's attention, after masking at most exp({left:.2g}); "
-                         + ("" if card.organism else "HumanEval not run (needs code execution); "))
-    outcome.measured = outcome.measured.rstrip("; ")
+                         + f" of a layer's attention, after masking at most exp({left:.2g})")
+    return outcome
+
+
+@criterion("C03")
+@_skips_when_unavailable
+def c03(claim, card, ctx):
+    from benchmark.criteria.effects import combine
+    from benchmark.lm.measure import MASK_KS, task_for
+    from benchmark.lm_tasks import code_execution_opt_in
+
+    task = "arithmetic (the organism's exact-match counterpart of GSM8K)" if card.organism else "GSM8K"
+    humaneval = not card.organism and code_execution_opt_in(ctx.settings.allow_code_execution)
+    if humaneval:        # missing HumanEval data: SKIPPED with the how-to before any generation
+        task_for(card, _n(ctx), "humaneval", allow_code_execution=True)
+    outcome = _c03_part(ctx, card, None, task)
+    if humaneval:
+        # the paper's table has both tasks: the claim holds only where both halves hold
+        outcome = combine({"GSM8K": outcome, "HumanEval": _c03_part(ctx, card, "humaneval", "HumanEval (pass@1)")})
+    elif not card.organism:
+        outcome.reason = f"{outcome.reason}; {HUMANEVAL_NOT_RUN}" if outcome.reason else HUMANEVAL_NOT_RUN
 
     def rows(name):
         out = {}

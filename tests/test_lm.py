@@ -3,6 +3,7 @@ language-model adapters (tiny random models saved with save_pretrained, the comm
 opt-in, and C01-C07's criteria on planted data. CPU only, deterministic."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -451,3 +452,66 @@ def test_claims_run_on_tiny_checkpoints_through_the_real_path(family, tiny_check
     expected = {"llada": {"C01", "C02", "C03", "C04"}, "llama": {"C02", "C03", "C07"}}[family]
     assert set(verdicts) == expected
     assert all(v in ("REPRODUCED", "CONTRADICTED", "INCONCLUSIVE") for v, _ in verdicts.values()), verdicts
+
+
+HUMANEVAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "humaneval"
+
+
+def test_humaneval_task_needs_the_opt_in_and_scores_in_the_sandbox(monkeypatch):
+    """HumanEval's items are the problems' prompts; a completion is scored by running its program in a child
+    process (the canonical solution passes, a wrong body fails); no opt-in: nothing is generated or run."""
+    from benchmark.lm.measure import task_for
+    from benchmark.lm_tasks import ALLOW_CODE_EXECUTION_FLAG, CodeExecutionNotAllowed, load_humaneval
+
+    data = Path(__file__).resolve().parent / "data" / "lm_tasks" / "HumanEval.jsonl"
+    problems = load_humaneval(data, verify=False)
+    monkeypatch.setattr("benchmark.lm_tasks.load_humaneval", lambda **kw: problems)
+    with pytest.raises(CodeExecutionNotAllowed, match=ALLOW_CODE_EXECUTION_FLAG):
+        task_for(CARDS["llama"], 2, "humaneval")
+    with pytest.raises(ValueError, match="organism"):
+        task_for(CARDS["organism_arm"], 2, "humaneval", allow_code_execution=True)
+    task = task_for(CARDS["llama"], 2, "humaneval", allow_code_execution=True)
+    assert task.name == "humaneval" and [i.prompt for i in task.items] == [p.prompt for p in problems.head(2)]
+    item = task.items[0]
+    assert task.score(item, item.reference.canonical_solution)
+    assert not task.score(item, "    return None\n")
+
+
+@pytest.mark.skipif(not (GSM8K.is_dir() and HUMANEVAL.is_dir()),
+                    reason="GSM8K / HumanEval are not in ../shared/data/{gsm8k,humaneval}")
+@pytest.mark.parametrize("opt_in", [True, False])
+def test_c03_humaneval_half_runs_only_with_the_opt_in(opt_in, tiny_checkpoints, pytester, monkeypatch):
+    """C03 on a tiny random Llama: with --allow-code-execution the HumanEval half is generated and its programs
+    run in the sandbox (random code fails: pass@1 0 is expected), both tasks are in the measured text and the
+    report records the flag; without it the GSM8K verdict stands and the reason names the flag."""
+    from benchmark.lm_tasks import ALLOW_CODE_EXECUTION_ENV, ALLOW_CODE_EXECUTION_FLAG
+    from benchmark.results import load_results
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("SINKBENCH_GSM8K", str(GSM8K))
+    monkeypatch.setenv("SINKBENCH_HUMANEVAL", str(HUMANEVAL))
+    monkeypatch.delenv(ALLOW_CODE_EXECUTION_ENV, raising=False)
+    pytester.makeconftest("")
+    pytester.copy_example(str(Path(__file__).resolve().parents[1] / "suites" / "test_dlm.py"))
+    pytester.runpytest_subprocess("-p", "benchmark.plugin", "-p", "no:cacheprovider", "test_dlm.py", "-m", "llama",
+                                  "--checkpoint", str(tiny_checkpoints["llama"]), "--device", "cpu",
+                                  "--n-prompts", "2", "--steps", "8", "--dtype", "fp32",
+                                  "--report-dir", str(pytester.path / "reports"),
+                                  "--cache-dir", str(pytester.path / "cache"),
+                                  *([ALLOW_CODE_EXECUTION_FLAG] if opt_in else []))
+    doc = load_results(pytester.path / "reports" / "latest" / "results.json")
+    assert doc["settings"]["allow_code_execution"] is opt_in
+    row = next(r for r in doc["results"] if r["claim"] == "C03")
+    assert row["verdict"] in ("REPRODUCED", "CONTRADICTED", "INCONCLUSIVE"), row
+    records = [json.loads(f.read_text()) for f in (pytester.path / "cache" / "lm").rglob("*.json")]
+    tasks = sorted({r["task"] for r in records})
+    if opt_in:
+        assert tasks == ["gsm8k", "humaneval"]
+        assert sum(r["task"] == "humaneval" for r in records) == 2 * 4          # 2 problems x 4 conditions
+        assert "GSM8K: GSM8K accuracy unmasked" in row["measured"]
+        assert "HumanEval: HumanEval (pass@1) accuracy unmasked" in row["measured"]
+        assert "top-1" in row["measured"] and "top-10" in row["measured"]
+        assert "HumanEval half not run" not in row["reason"]
+    else:
+        assert tasks == ["gsm8k"]
+        assert "HumanEval half not run" in row["reason"] and ALLOW_CODE_EXECUTION_FLAG in row["reason"]

@@ -8,7 +8,9 @@ settings, problem, condition, device type, library versions), so a re-run measur
 resumes. The claims read arrays stacked over problems (`LMRuns`).
 
 Tasks: the organisms are scored on the arithmetic task (exact match); real checkpoints on GSM8K
-(benchmark.lm_tasks, exact match of the final number, flexible extraction). HumanEval (code execution) is not run.
+(benchmark.lm_tasks, exact match of the final number, flexible extraction) and, when the run opted into code
+execution (--allow-code-execution), HumanEval (pass@1: the program runs in benchmark.lm_tasks' sandbox, a child
+process, never in the test process).
 """
 from __future__ import annotations
 
@@ -35,20 +37,34 @@ MASK_KS = (1, 5, 10)          # paper C's sink masking: top-1, top-5, top-10
 class TaskItem:
     id: str
     prompt: str
-    reference: Any               # the exact answer (arithmetic) or the GSM8K problem
+    reference: Any               # the exact answer (arithmetic), the GSM8K or the HumanEval problem
+
+
+HUMANEVAL_SANDBOX = {"timeout_s": 10.0, "memory_mb": 1024}   # per program (the sandbox's defaults)
 
 
 @dataclass(frozen=True)
 class Task:
-    name: str                    # arithmetic | gsm8k
+    name: str                    # arithmetic | gsm8k | humaneval
     items: tuple[TaskItem, ...]
     description: str
+    allow_code_execution: bool = False   # humaneval: the run's opt-in, passed on to the sandbox
 
     def score(self, item: TaskItem, generated: str) -> bool:
         if self.name == "arithmetic":
             from .arithmetic import is_correct
 
             return is_correct(generated, item.reference)
+        if self.name == "humaneval":
+            from ..lm_tasks import clean_completion, evaluate_humaneval
+
+            problem = item.reference
+            result = evaluate_humaneval([problem], [clean_completion(problem, generated)],
+                                        allow_code_execution=self.allow_code_execution,
+                                        **HUMANEVAL_SANDBOX).results[0].execution
+            if result.status == "error":     # the sandbox failed, not the model: never cache that as a fail
+                raise RuntimeError(f"the sandbox could not run {problem.task_id}'s program: {result.reason}")
+            return result.passed
         from ..lm_tasks import score_gsm8k
 
         return score_gsm8k(generated, item.reference).flexible_correct
@@ -58,8 +74,13 @@ class TaskUnavailable(Exception):
     """The task's data is not on this machine: a SKIPPED verdict with the how-to."""
 
 
-def task_for(card, n: int) -> Task:
-    """The first n problems of the model's task: the organisms' arithmetic, else GSM8K's test split."""
+def task_for(card, n: int, task: str | None = None, *, allow_code_execution: bool = False) -> Task:
+    """The first n problems of a task: by default the model's own (the organisms' arithmetic, else GSM8K's test
+    split); task="humaneval" (real checkpoints only) needs allow_code_execution (CodeExecutionNotAllowed)."""
+    if task == "humaneval":
+        return _humaneval(card, n, allow_code_execution)
+    if task not in (None, "arithmetic" if card.organism else "gsm8k"):
+        raise ValueError(f"{card.name} has no task {task!r}")
     if card.organism:
         from . import arithmetic
 
@@ -75,6 +96,24 @@ def task_for(card, n: int) -> Task:
         raise TaskUnavailable(f"GSM8K: {exc}") from exc
     items = tuple(TaskItem(p.id, p.question, p) for p in problems)
     return Task("gsm8k", items, "GSM8K test split (exact match of the final number)")
+
+
+def _humaneval(card, n: int, allow_code_execution: bool) -> Task:
+    from ..lm_tasks import TaskDataError, load_humaneval
+    from ..lm_tasks.sandbox import _require_opt_in
+    from .adapter import offline
+
+    if card.organism:
+        raise ValueError(f"{card.name} is an organism: its task is arithmetic, not HumanEval")
+    _require_opt_in(allow_code_execution)    # before any generation: the completions could not be scored
+    try:
+        problems = load_humaneval(download=not offline()).head(n)
+    except TaskDataError as exc:
+        raise TaskUnavailable(f"HumanEval: {exc}") from exc
+    # the prompt as given (signature and docstring): the model continues it, or writes the whole function
+    items = tuple(TaskItem(p.task_id, p.prompt, p) for p in problems)
+    return Task("humaneval", items, "HumanEval (pass@1, the program run in a sandboxed child process)",
+                allow_code_execution=True)
 
 
 @dataclass
@@ -199,11 +238,14 @@ def adapter_for(ctx, card, settings):
     return memo[key]
 
 
-def measure(ctx, card, n: int, mask_k: int = 0) -> LMRuns:
-    """The first n problems of the model's task under one condition (mask_k = 0: unmasked), cached per problem."""
+def measure(ctx, card, n: int, mask_k: int = 0, task: str | None = None) -> LMRuns:
+    """The first n problems of a task (default: the model's own, see task_for) under one condition
+    (mask_k = 0: unmasked), cached per problem. HumanEval runs only with the run's code-execution opt-in."""
+    from ..lm_tasks import code_execution_opt_in
     from .adapter import resolve_lm_checkpoint, settings_for
 
-    task = task_for(card, n)
+    task = task_for(card, n, task,
+                    allow_code_execution=code_execution_opt_in(ctx.settings.allow_code_execution))
     settings = settings_for(card, task.name, ctx.generation_overrides())
     memo = ctx.extra.setdefault("lm_runs", {})
     memo_key = (card.name, task.name, n, mask_k, tuple(sorted(settings.to_dict().items())))
@@ -215,6 +257,8 @@ def measure(ctx, card, n: int, mask_k: int = 0) -> LMRuns:
     fields = {"lm_record": RECORD_FORMAT, "identity": {k: v for k, v in identity.items() if k != "path"},
               "settings": settings.to_dict(), "task": task.name, "mask_k": mask_k, "device": device_type,
               "versions": _versions()}
+    if task.name == "humaneval":             # the sandbox's limits decide a pass (GSM8K keys stay as they were)
+        fields["sandbox"] = HUMANEVAL_SANDBOX
     records = []
     with _one_thread_on_cpu(device_type):
         for item in task.items:
