@@ -3,8 +3,10 @@
     python models/organism/train.py --arch rope --out models/organism/rope      # FluxPipeline organism
     python models/organism/train.py --arch abspe --out models/organism/abspe    # StableDiffusion3Pipeline organism
 
-The committed v2 organisms are v1 continued three times with --init-from, --lr 3e-4 and --tag-weights (a
-multi-object-heavy mix): models/organism/README.md has the exact commands and step counts.
+The committed v3 organisms are v1 continued with --init-from: three stages with --lr 3e-4 and --tag-weights (a
+multi-object-heavy mix, v2), then two (abspe) or three (rope) with --timestep-shift, --stream-seed and the
+auxiliary word-order losses on the T5 encoder (--text-order-weight, --text-context-weight) that let the denoisers
+learn spatial relations: models/organism/README.md has the exact commands and step counts.
 
 Each organism is a complete diffusers pipeline of the real classes, so it loads through the same adapter as a
 real checkpoint and every probe and intervention applies unchanged: a small AutoencoderKL (2x, 4 latent
@@ -36,6 +38,7 @@ from benchmark.tiny.components import clip_text_config, t5_encoder  # noqa: E402
 from benchmark.tiny.tokenizers import clip_tokenizer, t5_tokenizer  # noqa: E402
 
 MAX_SEQUENCE_LENGTH = 32
+CONTEXT_OFFSETS = (-4, -3, -2, -1, 1, 2, 3, 4)     # neighbours that --text-context-weight predicts
 LATENT_CHANNELS = 4
 
 
@@ -221,6 +224,22 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="safety stop: end the denoiser loop early once this many seconds have passed since "
                              "the start (recorded as stopped_early_at_step; the schedule is then not finished)")
+    parser.add_argument("--stream-seed", type=int, default=None,
+                        help="seed of the batch, caption-dropout, timestep and noise stream (default --seed + 1, as "
+                             "v1/v2); --seed still selects the training images and the held-out evaluation set")
+    parser.add_argument("--timestep-shift", type=float, default=1.0,
+                        help="train on t = s u / (1 + (s - 1) u), u uniform: s > 1 samples more high-noise steps, "
+                             "where the layout is decided (SD3/FLUX's shift); 1 = uniform t (v1/v2)")
+    parser.add_argument("--text-order-weight", type=float, default=0.0,
+                        help="weight of an auxiliary loss on the T5 encoder's output: a linear head (discarded) "
+                             "predicts each token's index up to </s>, so that token states carry word order (FLUX "
+                             "gives every text token position 0, so order reaches the denoiser only through "
+                             "T5); 0 = off (v1/v2)")
+    parser.add_argument("--text-context-weight", type=float, default=0.0,
+                        help="weight of an auxiliary loss on the T5 encoder's output: a linear head (discarded) "
+                             "predicts the tokens at offsets -4..4 of each token up to </s>, so that a word's state "
+                             "carries its neighbours (which relation follows a shape, which colour precedes it); "
+                             "0 = off (v1/v2)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     torch.backends.cuda.matmul.allow_tf32 = True     # fp32 weights, TF32 matmuls (bf16 autocast crashed in backward)
@@ -270,7 +289,15 @@ def main() -> None:
                                  for i in range(0, len(images), 1024)])
     modules = [pipe.transformer, pipe.text_encoder, pipe.text_encoder_2] + \
               ([pipe.text_encoder_3] if args.arch == "abspe" else [])
-    params = [p for m in modules for p in m.parameters()]
+    t5, t5_tok = (pipe.text_encoder_2, pipe.tokenizer_2) if args.arch == "rope" else \
+        (pipe.text_encoder_3, pipe.tokenizer_3)
+    order_head = context_head = None
+    if args.text_order_weight:
+        order_head = torch.nn.Linear(t5.config.d_model, MAX_SEQUENCE_LENGTH).to(device)
+    if args.text_context_weight:
+        context_head = torch.nn.Linear(t5.config.d_model, len(CONTEXT_OFFSETS) * t5.config.vocab_size).to(device)
+    params = [p for m in modules for p in m.parameters()] + \
+        [p for h in (order_head, context_head) if h is not None for p in h.parameters()]
     for m in modules:
         m.train()
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, fused=device == "cuda")
@@ -286,7 +313,7 @@ def main() -> None:
         return 0.5 * (1 + math.cos(math.pi * min(s - warmup, span) / span))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-    g = torch.Generator().manual_seed(args.seed + 1)
+    g = torch.Generator().manual_seed(args.seed + 1 if args.stream_seed is None else args.stream_seed)
     if args.time_budget:
         total["steps"] = 10 ** 9
     loop_start = time.time()
@@ -315,17 +342,45 @@ def main() -> None:
         batch_captions = ["" if torch.rand((), generator=g) < 0.1 else captions[i] for i in idx.tolist()]
         embeds, pooled, text_ids = encode(pipe, args.arch, batch_captions, device)
         t = torch.rand(args.batch, generator=g).to(device)
+        if args.timestep_shift != 1.0:
+            t = args.timestep_shift * t / (1 + (args.timestep_shift - 1) * t)
         noise = torch.randn(x0.shape, generator=g).to(device)
         xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
         pred = denoise(pipe, args.arch, xt, t, embeds, pooled, text_ids)
         loss = F.mse_loss(pred.float(), (noise - x0).float())
+        order_loss = context_loss = None
+        loss_total = loss
+        if order_head is not None or context_head is not None:
+            # the T5 states as the pipeline computes them (no attention mask), graded only up to </s>
+            ids = t5_tok(batch_captions, padding="max_length", max_length=MAX_SEQUENCE_LENGTH, truncation=True,
+                         return_tensors="pt").input_ids.to(device)
+            states = (embeds if args.arch == "rope" else embeds[:, -MAX_SEQUENCE_LENGTH:]).float()
+            keep = ids != t5_tok.pad_token_id
+        if order_head is not None:
+            target = torch.arange(MAX_SEQUENCE_LENGTH, device=device).expand_as(ids)
+            order_loss = F.cross_entropy(order_head(states)[keep], target[keep])
+            loss_total = loss_total + args.text_order_weight * order_loss
+        if context_head is not None:
+            logits = context_head(states).unflatten(-1, (len(CONTEXT_OFFSETS), -1))
+            total_ce, count = 0.0, 0
+            for j, k in enumerate(CONTEXT_OFFSETS):
+                lo, hi = max(0, -k), MAX_SEQUENCE_LENGTH - max(0, k)      # sources whose neighbour exists
+                m = keep[:, lo:hi]
+                total_ce = total_ce + F.cross_entropy(logits[:, lo:hi, j][m], ids[:, lo + k:hi + k][m], reduction="sum")
+                count += int(m.sum())
+            context_loss = total_ce / count
+            loss_total = loss_total + args.text_context_weight * context_loss
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss_total.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         if step % 200 == 0 or step == total["steps"] - 1:
             log("denoiser", step, loss.item())
+            if order_loss is not None:
+                log("text_order", step, order_loss.item())
+            if context_loss is not None:
+                log("text_context", step, context_loss.item())
     if stopped_early is not None and step >= 0 and history[-1]["step"] != step:
         log("denoiser", step, loss.item())
     args.steps = total["steps"]

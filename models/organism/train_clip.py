@@ -9,7 +9,11 @@ Captions repeat (the domain has ~130 distinct ones, some of equal meaning: "a ci
 and a circle"), so the contrastive targets are multi-positive: every pair in the batch whose captions have the
 same meaning is a positive. Images get mild blur and noise so that the
 model also scores imperfect generated images. Writes training.json with the loss curve and the held-out
-retrieval accuracy (top-1 among same-tag distractor captions) per tag.
+retrieval accuracy (top-1 among same-tag distractor captions false of the image) per tag.
+
+Position scenes are often described truly by two captions ("a circle left of a square" and "a circle above a
+square"): --truth-positives counts both as positives, and --same-tag-weight adds a loss against every caption of
+the image's tag (relation- and order-swapped hard negatives). The stored CLIP is stage 3 with both.
 """
 from __future__ import annotations
 
@@ -26,7 +30,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmark.organism.dataset import TAGS, make_sample, meaning  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+from benchmark.organism.dataset import RELATIONS, TAGS, make_sample, meaning, relation_holds  # noqa: E402
 from benchmark.tiny.tokenizers import clip_tokenizer  # noqa: E402
 
 CONTEXT_LENGTH = 32
@@ -58,10 +64,22 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return x + amount * (blurred - x) + noise
 
 
+def true_meanings(sample) -> frozenset:
+    """Every caption meaning the image satisfies. Position scenes constrain one axis only (margin 4 px) and
+    place the other freely, so about 3 in 4 also satisfy a relation on the other axis by the detector's rule
+    (relation_holds, margin 2): "a circle left of a square" and "a circle above a square" can both be true."""
+    if sample.relation is None:
+        return frozenset([meaning(sample)])
+    a, b = sample.objects[0].center, sample.objects[1].center
+    return frozenset(meaning(replace(sample, relation=(0, rel, 1))) for rel in RELATIONS if relation_holds(a, b, rel))
+
+
 def retrieval_accuracy(model, tokenizer, seed: int, per_tag: int, distractors: int, device: str) -> dict:
     """Top-1 caption retrieval per tag on held-out images: the true caption against up to `distractors`
-    other captions of the same tag and a different meaning."""
-    rng = np.random.default_rng(seed)
+    other captions of the same tag that are false of the image ("top1"), and, the rule of v1/v2, against
+    captions of a different meaning, true of the image or not ("top1_different_meaning")."""
+    # one generator per rule, so the v1/v2 rule draws the same distractors as before
+    rngs = {"different_meaning": np.random.default_rng(seed), "false": np.random.default_rng(seed + 1)}
     result = {}
     for tag in TAGS:
         meanings = {s.caption: meaning(s) for s in (make_sample(seed + 7, i, tag=tag) for i in range(2000))}
@@ -71,13 +89,19 @@ def retrieval_accuracy(model, tokenizer, seed: int, per_tag: int, distractors: i
             image_features = F.normalize(model.encode_image(pixels(np.stack([s.image for s in held])).to(device)), dim=-1)
             text_features = F.normalize(model.encode_text(tokenizer(pool).to(device)), dim=-1)
         sims = (image_features @ text_features.T).cpu().numpy()
-        hits = 0
-        for k, sample in enumerate(held):
-            true = pool.index(sample.caption)
-            others = [j for j in range(len(pool)) if meanings[pool[j]] != meaning(sample)]
-            chosen = rng.choice(others, size=min(distractors, len(others)), replace=False)
-            hits += sims[k, true] > sims[k, chosen].max()
-        result[tag] = {"top1": hits / per_tag, "candidates": 1 + min(distractors, len(others))}
+        scores = {}
+        for rule in ("different_meaning", "false"):
+            hits, n_candidates = 0, []
+            for k, sample in enumerate(held):
+                true = pool.index(sample.caption)
+                wrong = {meaning(sample)} if rule == "different_meaning" else true_meanings(sample)
+                others = [j for j in range(len(pool)) if meanings[pool[j]] not in wrong]
+                chosen = rngs[rule].choice(others, size=min(distractors, len(others)), replace=False)
+                hits += sims[k, true] > sims[k, chosen].max()
+                n_candidates.append(1 + len(chosen))
+            scores[rule] = (hits / per_tag, max(n_candidates))
+        result[tag] = {"top1": scores["false"][0], "candidates": scores["false"][1],
+                       "top1_different_meaning": scores["different_meaning"][0]}
     return result
 
 
@@ -93,6 +117,12 @@ def main() -> None:
     parser.add_argument("--distractors", type=int, default=15)
     parser.add_argument("--init-from", default=None, help="continue from the CLIP stored in this directory")
     parser.add_argument("--evaluate-only", action="store_true", help="score the CLIP already in --out")
+    parser.add_argument("--truth-positives", action="store_true",
+                        help="count as positives all captions true of an image (true_meanings), not only those "
+                             "of its own caption's meaning (v1/v2); matters for position scenes")
+    parser.add_argument("--same-tag-weight", type=float, default=0.0,
+                        help="add this weight times a loss of each image against every distinct training caption "
+                             "of its tag (hard negatives: relation- and order-swapped captions); v1/v2: 0")
     args = parser.parse_args()
     import open_clip
     from safetensors.torch import save_file
@@ -115,6 +145,19 @@ def main() -> None:
     caption_id = torch.tensor([distinct.index(c) for c in captions], device=device)
     meanings = sorted({meaning(s) for s in items}, key=repr)
     meaning_id = torch.tensor([meanings.index(meaning(s)) for s in items], device=device)
+    # (item, distinct caption): the caption is true of the item's image / has the item's tag
+    first = {}
+    for s in items:
+        first.setdefault(s.caption, s)
+    caption_meaning = np.array([meanings.index(meaning(first[c])) for c in distinct])
+    truth = np.zeros((len(items), len(distinct)), bool)
+    for i, s in enumerate(items):
+        true_ids = [meanings.index(m) for m in true_meanings(s) if m in meanings] if args.truth_positives else \
+            [meanings.index(meaning(s))]
+        truth[i] = np.isin(caption_meaning, true_ids)
+    truth = torch.from_numpy(truth).to(device)
+    caption_tag = np.array([TAGS.index(first[c].tag) for c in distinct])
+    same_tag = torch.from_numpy(np.array([TAGS.index(s.tag) for s in items])[:, None] == caption_tag[None, :]).to(device)
     hf_tokenizer = clip_tokenizer(model_max_length=CONTEXT_LENGTH)
     MODEL_CFG["text_cfg"]["vocab_size"] = len(hf_tokenizer)
     (out / "open_clip_config.json").write_text(json.dumps({"model_cfg": MODEL_CFG, "preprocess_cfg": PREPROCESS_CFG},
@@ -141,11 +184,25 @@ def main() -> None:
         image_features = F.normalize(model.encode_image(x), dim=-1)
         text_features = F.normalize(model.encode_text(tokens[caption_id[idx]]), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * image_features @ text_features.T
-        same = meaning_id[idx]
-        positives = (same[:, None] == same[None, :]).float()
-        targets = positives / positives.sum(1, keepdim=True)
+        if args.truth_positives:
+            positives = truth[idx][:, caption_id[idx]].float()          # (image, text) of the batch
+            targets, targets_t = (positives / positives.sum(1, keepdim=True),
+                                  positives.T / positives.T.sum(1, keepdim=True))
+        else:
+            same = meaning_id[idx]
+            positives = (same[:, None] == same[None, :]).float()
+            targets = targets_t = positives / positives.sum(1, keepdim=True)
         loss = 0.5 * (torch.sum(-targets * F.log_softmax(logits, 1), 1).mean()
-                      + torch.sum(-targets * F.log_softmax(logits.T, 1), 1).mean())
+                      + torch.sum(-targets_t * F.log_softmax(logits.T, 1), 1).mean())
+        if args.same_tag_weight:
+            # every image against all its tag's captions, as the retrieval evaluation asks
+            all_text = F.normalize(model.encode_text(tokens), dim=-1)
+            tag_logits = (model.logit_scale.exp().clamp(max=100) * image_features @ all_text.T
+                          ).masked_fill(~same_tag[idx], float("-inf"))
+            tag_pos = truth[idx].float()
+            tag_loss = torch.sum(-(tag_pos / tag_pos.sum(1, keepdim=True))
+                                 * F.log_softmax(tag_logits, 1).masked_fill(~same_tag[idx], 0), 1).mean()
+            loss = loss + args.same_tag_weight * tag_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
