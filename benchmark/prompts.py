@@ -18,16 +18,11 @@ Pure Python: no torch, no numpy random streams (samples must not change with a l
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
-import http.client
 import json
 import os
 import re
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
@@ -270,37 +265,17 @@ def _check_pinned(file: Path, lock: Mapping[str, Any], origin: str) -> str:
 
 def _download(url: str, dest: Path, expected: str, lock: Mapping[str, Any], timeout: float) -> None:
     """Fetch url, check sha256, then write dest atomically. Nothing is written unless the hash matches."""
+    from .downloads import DownloadRejected, DownloadUnreachable, fetch_verified
+
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            data = resp.read(MAX_DOWNLOAD_BYTES + 1)
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise PromptError(f"could not download GenEval's {GENEVAL_FILE} from {url}: {reason}. This machine may "
-                          f"be offline. {_how_to_supply(lock, dest)}") from exc
-    if len(data) > MAX_DOWNLOAD_BYTES:
-        raise PromptError(f"download from {url} is larger than {MAX_DOWNLOAD_BYTES} bytes: not the GenEval file; "
-                          f"nothing was written. {_how_to_supply(lock, dest)}")
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected:
-        raise PromptError(f"download from {url} has sha256 {actual}, expected {expected} (pinned in {GENEVAL_LOCK.name}); "
-                          f"it was discarded and nothing was written to {dest.parent}. {_how_to_supply(lock, dest)}")
-    tmp: str | None = None
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-        tmp = None
-    except OSError as exc:
-        raise PromptError(f"could not write the GenEval cache file {dest}: {exc}. Pass another cache_dir "
-                          f"(or set {CACHE_ENV}). {_how_to_supply(lock, dest)}") from exc
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        fetch_verified(url, dest, expected, timeout=timeout, max_bytes=MAX_DOWNLOAD_BYTES)
+    except DownloadUnreachable as exc:
+        raise PromptError(f"GenEval's {GENEVAL_FILE} (pinned in {GENEVAL_LOCK.name}): {exc} "
+                          f"{_how_to_supply(lock, dest)}") from exc
+    except DownloadRejected as exc:
+        extra = f" Pass another cache_dir (or set {CACHE_ENV})." if "cache file" in str(exc) else ""
+        raise PromptError(f"GenEval's {GENEVAL_FILE} (pinned in {GENEVAL_LOCK.name}): {exc}{extra} "
+                          f"{_how_to_supply(lock, dest)}") from exc
 
 
 def _parse_geneval(file: Path, source: dict[str, Any]) -> PromptSet:

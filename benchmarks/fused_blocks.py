@@ -18,20 +18,11 @@ import torch.nn.functional as F
 
 from benchmark.probe import fused
 from benchmark.probe.math import attention_stats
+from probe_speed import timed    # this folder's sibling script: one timing loop for both
 
 
-def timed_ms(fn, repeats: int = 20) -> float:
-    fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
+def timed_ms(fn) -> float:
+    return timed(fn, repeats=20)[0]
 
 
 def cudnn_with_lse(q, k, v):

@@ -12,19 +12,15 @@ whose message names the file, the URL and the environment variable.
 """
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
-import http.client
 import json
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ..downloads import DownloadRejected, DownloadUnreachable, fetch_verified
 from ..prompts import CACHE_ENV
 from .gsm8k import reference_answer
 
@@ -186,35 +182,12 @@ def _check_pinned(pin: DataPin, file: Path, origin: str) -> str:
 def _fetch(url: str, dest: Path, expected_sha256: str, *, timeout: float, how_to: str) -> None:
     """Download url, check its sha256, then write dest atomically. Nothing is written unless it matches."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            data = resp.read(MAX_DOWNLOAD_BYTES + 1)
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise TaskDataUnavailable(f"could not download {url}: {reason}. This machine may be offline. {how_to}") from exc
-    if len(data) > MAX_DOWNLOAD_BYTES:
-        raise TaskDataError(f"download from {url} is larger than {MAX_DOWNLOAD_BYTES} bytes, not the pinned file; "
-                            f"nothing was written. {how_to}")
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected_sha256:
-        raise TaskDataError(f"download from {url} has sha256 {actual}, expected {expected_sha256}; it was "
-                            f"discarded and nothing was written to {dest.parent}. {how_to}")
-    tmp: str | None = None
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-        tmp = None
-    except OSError as exc:
-        raise TaskDataError(f"could not write the cache file {dest}: {exc}. Pass another cache_dir "
-                            f"(or set {CACHE_ENV}). {how_to}") from exc
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        fetch_verified(url, dest, expected_sha256, timeout=timeout, max_bytes=MAX_DOWNLOAD_BYTES)
+    except DownloadUnreachable as exc:
+        raise TaskDataUnavailable(f"{exc} {how_to}") from exc
+    except DownloadRejected as exc:
+        extra = f" Pass another cache_dir (or set {CACHE_ENV})." if "cache file" in str(exc) else ""
+        raise TaskDataError(f"{exc}{extra} {how_to}") from exc
 
 
 def _locate(pin: DataPin, path: str | Path | None, cache_dir: str | Path | None, download: bool, verify: bool,
