@@ -24,6 +24,15 @@ class DownloadRejected(Exception):
     """The download was not the pinned file, or could not be stored; nothing was written."""
 
 
+def sha256_of_file(path: Path) -> str:
+    """sha256 of a file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def fetch_verified(url: str, dest: Path, expected_sha256: str, *, timeout: float, max_bytes: int) -> None:
     """Download `url` (at most `max_bytes`), check its sha256 against the pin, then write `dest` atomically."""
     try:

@@ -29,6 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from .downloads import sha256_of_file as _sha256_file
 from .paths import REPO_ROOT
 
 __all__ = [
@@ -217,14 +218,6 @@ def geneval_cache_dir(root: str | Path | None = None, *, lock: Mapping[str, Any]
         env = os.environ.get(CACHE_ENV)
         root = Path(env).expanduser() if env else Path.home() / ".cache" / "sinkbench"
     return Path(root) / "geneval" / str(lock["commit"])
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _resolve_geneval_path(path: Path, origin: str) -> Path:

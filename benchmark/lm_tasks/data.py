@@ -13,7 +13,6 @@ whose message names the file, the URL and the environment variable.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field, replace
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..downloads import DownloadRejected, DownloadUnreachable, fetch_verified
+from ..downloads import sha256_of_file as _sha256_file
 from ..prompts import CACHE_ENV
 from .gsm8k import reference_answer
 
@@ -137,14 +137,6 @@ def task_cache_dir(pin: DataPin, root: str | Path | None = None) -> Path:
         env = os.environ.get(CACHE_ENV)
         root = Path(env).expanduser() if env else Path.home() / ".cache" / "sinkbench"
     return Path(root) / pin.task / pin.commit
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _how_to_supply(pin: DataPin, dest: Path) -> str:
